@@ -1,0 +1,327 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { type Kysely, sql } from 'kysely';
+import { type Logger, pino } from 'pino';
+import type { PlexicaConfig } from './config.js';
+import { healthRoutes } from './http/health.js';
+import { createServer } from './http/server.js';
+import type { Server } from './http/types.js';
+import { isUniqueViolation } from './infra/database/errors.js';
+import { type CoreDatabase, type Database, openDatabase } from './infra/database/index.js';
+import { type Migration, migrateSchema } from './infra/database/migrator.js';
+import { createMetrics } from './infra/metrics.js';
+import {
+  createMemoryRateLimitStore,
+  createRedisRateLimitStore,
+  type RateLimitStore,
+} from './infra/rate-limit/store.js';
+import { auditTenantMigrations } from './modules/audit/migrations.js';
+import { auditRoutes } from './modules/audit/routes.js';
+import { type AuditService, createAuditService } from './modules/audit/service.js';
+import { type ApiKeysService, createApiKeysService } from './modules/identity/api-keys.js';
+import { createAuthenticator } from './modules/identity/authenticate.js';
+import { identityMigrations } from './modules/identity/migrations.js';
+import {
+  createIdentityProvidersService,
+  createOidcVerifier,
+  type IdentityProvidersService,
+} from './modules/identity/oidc.js';
+import { hashPassword } from './modules/identity/passwords.js';
+import { CORE_PERMISSIONS } from './modules/identity/permissions.js';
+import { createRolesService, type RolesService } from './modules/identity/roles.js';
+import { accessRoutes } from './modules/identity/routes/access.js';
+import { authRoutes } from './modules/identity/routes/auth.js';
+import { userRoutes } from './modules/identity/routes/users.js';
+import { createSessionsService, type SessionsService } from './modules/identity/sessions.js';
+import { createTokenIssuer, type TokenIssuer } from './modules/identity/tokens.js';
+import { createUsersService, type UsersService } from './modules/identity/users.js';
+import { PermissionRegistry } from './modules/permissions/registry.js';
+import { resolveMasterKeys } from './modules/secrets/master-key.js';
+import { secretsMigrations } from './modules/secrets/migrations.js';
+import { createSecretsService, type SecretsService } from './modules/secrets/service.js';
+import { tenantsMigrations } from './modules/tenants/migrations.js';
+import { tenantRoutes } from './modules/tenants/routes.js';
+import { createTenantsService, type TenantsService } from './modules/tenants/service.js';
+
+/** Migrations of the `core` schema, in the order they apply. */
+export const CORE_MIGRATIONS: Migration[] = [
+  ...tenantsMigrations,
+  ...secretsMigrations,
+  ...identityMigrations,
+];
+/** Migrations of every `tenant_{slug}` schema. */
+export const TENANT_MIGRATIONS: Migration[] = [...auditTenantMigrations];
+
+export interface Services {
+  tenants: TenantsService;
+  users: UsersService;
+  sessions: SessionsService;
+  apiKeys: ApiKeysService;
+  roles: RolesService;
+  providers: IdentityProvidersService;
+  secrets: SecretsService;
+  audit: AuditService;
+  tokens: TokenIssuer;
+}
+
+export interface App {
+  config: PlexicaConfig;
+  logger: Logger;
+  database: Database;
+  server: Server;
+  registry: PermissionRegistry;
+  services: Services;
+  /** Set when this start created the first super admin with a generated password. */
+  bootstrap: { email: string; generatedPassword?: string } | undefined;
+  /** Runs the roles in `config.role`: HTTP for api, the purge loop for scheduler. @returns the URL when listening */
+  start(): Promise<string | undefined>;
+  /** Graceful: stop accepting, finish in-flight requests, stop loops, close engines. */
+  close(): Promise<void>;
+}
+
+export function createLogger(config: PlexicaConfig): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: 'plexica' },
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        '*.password',
+        '*.accessToken',
+        '*.refreshToken',
+        '*.secret',
+        '*.clientSecret',
+        '*.masterKey',
+        'password',
+        'secret',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/** Applies pending `core` migrations in one transaction. @returns ids applied */
+export const migrateCore = (db: Kysely<CoreDatabase>): Promise<string[]> =>
+  db.transaction().execute((trx) => migrateSchema(trx, 'core', CORE_MIGRATIONS));
+
+/**
+ * Wires the whole program by hand from `config`: nothing is created at import
+ * time, so tests build as many isolated apps as they like.
+ */
+export async function createApp(config: PlexicaConfig, options: { logger?: Logger } = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config);
+  const closers: (() => Promise<void>)[] = [];
+  const gauges = { activeTenants: async () => 0, activePlugins: async () => 0 };
+  const metrics = createMetrics({
+    activeTenants: () => gauges.activeTenants(),
+    activePlugins: () => gauges.activePlugins(),
+  });
+  const database = await openDatabase(config, { onQuery: (event) => metrics.onQuery(event) });
+  closers.push(() => database.close());
+  try {
+    const db = database.db;
+    const masterKeys = await resolveMasterKeys(config, logger);
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+
+    const tenants = createTenantsService({
+      db,
+      logger,
+      tenantMigrations: TENANT_MIGRATIONS,
+      retentionDays: config.tenantRetentionDays,
+    });
+    if (config.migrateOnStart) {
+      const applied = await migrateCore(db);
+      if (applied.length > 0) logger.info({ applied }, 'applied core migrations');
+      const result = await tenants.migrateAll();
+      if (result.failed.length > 0) logger.error({ failed: result.failed }, 'some tenants failed to migrate');
+    }
+    gauges.activeTenants = () => tenants.countActive();
+    gauges.activePlugins = async () =>
+      Number(
+        (
+          await db
+            .selectFrom('core.plugins')
+            .select((eb) => eb.fn.countAll<number>().as('n'))
+            .where('status', '=', 'active')
+            .executeTakeFirstOrThrow()
+        ).n,
+      );
+
+    const secrets = createSecretsService(db, masterKeys);
+    const tokens = await createTokenIssuer({ db, secrets, ttlSeconds: config.accessTokenTtlSeconds, logger });
+    const audit = createAuditService(db);
+    const sessions = createSessionsService({
+      db,
+      tokens,
+      tenants,
+      refreshTtlSeconds: config.refreshTokenTtlSeconds,
+    });
+    const roles = createRolesService({ db, registry, audit });
+    const users = createUsersService({ db, registry, roles, sessions, audit });
+    const apiKeys = createApiKeysService({ db, registry, audit });
+    const providers = createIdentityProvidersService({ db, registry, secrets, roles, audit });
+    const authenticator = createAuthenticator({
+      db,
+      tokens,
+      oidc: createOidcVerifier({ db }),
+      registry,
+      logger,
+    });
+    const services: Services = {
+      tenants,
+      users,
+      sessions,
+      apiKeys,
+      roles,
+      providers,
+      secrets,
+      audit,
+      tokens,
+    };
+
+    const bootstrap = await bootstrapSuperAdmin(db, config, logger);
+
+    let rateLimits: RateLimitStore;
+    let redis: Redis | undefined;
+    if (config.redisUrl) {
+      redis = new Redis(config.redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 2,
+        enableOfflineQueue: false,
+      });
+      redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+      await redis.connect();
+      const client = redis;
+      closers.push(async () => {
+        await client.quit();
+      });
+      rateLimits = createRedisRateLimitStore(redis);
+    } else {
+      rateLimits = createMemoryRateLimitStore();
+    }
+    closers.push(() => rateLimits.close());
+
+    const server = await createServer({
+      config,
+      logger,
+      metrics,
+      authenticator,
+      registry,
+      tenants,
+      rateLimits,
+    });
+    const checks: Record<string, () => Promise<number>> = { database: () => database.ping() };
+    if (redis) {
+      const client = redis;
+      checks.redis = async () => {
+        const started = performance.now();
+        await client.ping();
+        return performance.now() - started;
+      };
+    }
+    await healthRoutes(server, {
+      checks,
+      ready: () => database.ping(),
+      metricsText: async () => ({
+        contentType: metrics.registry.contentType,
+        body: await metrics.registry.metrics(),
+      }),
+    });
+    await tenantRoutes(server, { tenants });
+    await authRoutes(server, { sessions, tokens });
+    await userRoutes(server, { users, sessions, tenants });
+    await accessRoutes(server, { apiKeys, roles, providers, registry });
+    await auditRoutes(server, { audit });
+    await server.ready();
+
+    let purgeTimer: NodeJS.Timeout | undefined;
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      logger,
+      database,
+      server,
+      registry,
+      services,
+      bootstrap,
+      async start() {
+        const roles = config.role === 'all' ? ['api', 'scheduler'] : [config.role];
+        if (roles.includes('scheduler')) {
+          const purge = () =>
+            tenants
+              .purgeExpired()
+              .catch((err: unknown) => logger.error({ err }, 'tenant purge failed; retrying next interval'));
+          purgeTimer = setInterval(purge, config.purgeIntervalSeconds * 1000);
+          purgeTimer.unref();
+          void purge();
+        }
+        if (roles.includes('api')) return server.listen({ port: config.port, host: config.host });
+        return undefined;
+      },
+      close() {
+        closing ??= (async () => {
+          clearInterval(purgeTimer);
+          await server.close();
+          for (const close of closers.reverse()) await close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    throw err;
+  }
+}
+
+/**
+ * The first start creates a super admin: credentials from PLEXICA_ADMIN_EMAIL /
+ * PLEXICA_ADMIN_PASSWORD, or a generated password printed once.
+ */
+async function bootstrapSuperAdmin(db: Kysely<CoreDatabase>, config: PlexicaConfig, logger: Logger) {
+  const existing = await db
+    .selectFrom('core.users')
+    .select('id')
+    .where('is_super_admin', '=', true)
+    .limit(1)
+    .executeTakeFirst();
+  if (existing) return undefined;
+  const email = config.adminEmail ?? 'admin@plexica.local';
+  const generated = config.adminPassword ? undefined : randomBytes(18).toString('base64url');
+  const password = config.adminPassword ?? generated!;
+  try {
+    await db
+      .insertInto('core.users')
+      .values({
+        tenant_id: null,
+        email,
+        email_normalized: email.trim().toLowerCase(),
+        password_hash: await hashPassword(password),
+        is_super_admin: true,
+        roles: JSON.stringify(['super_admin']),
+        display_name: 'Super admin',
+      })
+      .execute();
+  } catch (err) {
+    if (isUniqueViolation(err)) return undefined; // another instance won the race
+    throw err;
+  }
+  if (generated) {
+    logger.warn({ email }, 'created the super admin with a generated password (printed once to stderr)');
+    process.stderr.write(
+      `\n  Plexica super admin: ${email}\n  password: ${generated}\n  (shown once; set PLEXICA_ADMIN_PASSWORD to choose it)\n\n`,
+    );
+  } else {
+    logger.info({ email }, 'created the super admin from PLEXICA_ADMIN_EMAIL/PLEXICA_ADMIN_PASSWORD');
+  }
+  return { email, ...(generated && { generatedPassword: generated }) };
+}
+
+/** Used by `plexica migrate` to report where things stand. */
+export async function listAppliedMigrations(db: Kysely<CoreDatabase>, schema: string): Promise<string[]> {
+  const rows = await sql<{
+    id: string;
+  }>`select id from ${sql.id(schema, 'plexica_migrations')} order by id`.execute(db);
+  return rows.rows.map((r) => r.id);
+}

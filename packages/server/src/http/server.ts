@@ -1,0 +1,133 @@
+import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyRequest, LogController } from 'fastify';
+import type { Logger } from 'pino';
+import type { PlexicaConfig } from '../config.js';
+import { PlexicaError } from '../infra/errors.js';
+import type { Metrics } from '../infra/metrics.js';
+import { createGuard, type GuardDeps } from './guard.js';
+import { ProblemSchema, sendProblem, toPlexicaError } from './problem.js';
+import type { Server } from './types.js';
+import { createValidatorCompiler } from './validation.js';
+
+// X-Trace-ID is echoed into logs and headers: accept only a safe shape, else generate
+const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface ServerDeps extends GuardDeps {
+  config: PlexicaConfig;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/**
+ * The Fastify instance with the kernel's cross-cutting behaviour: trace ids,
+ * problem+json errors, strict validation, guard on every /api route, metrics,
+ * security headers, CORS and the OpenAPI document. Module routes are added by
+ * the caller with `server.register`.
+ */
+export async function createServer(deps: ServerDeps): Promise<Server> {
+  const { config, logger, metrics } = deps;
+  const server = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    logController: new LogController({ requestIdLogLabel: 'traceId' }),
+    genReqId: (req) => {
+      const given = req.headers['x-trace-id'];
+      return typeof given === 'string' && TRACE_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false } },
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  server.setValidatorCompiler(createValidatorCompiler());
+  server.addSchema(ProblemSchema);
+  server.decorateRequest('ctx', null as unknown as FastifyRequest['ctx']);
+
+  const guard = createGuard(deps);
+  server.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/api/')) return;
+    const declared = route.config as { auth?: string; permission?: string; platform?: boolean } | undefined;
+    if (!declared?.auth && !declared?.permission && !declared?.platform) {
+      throw new Error(`route ${route.method} ${route.url} declares no auth, permission or platform guard`);
+    }
+    if (declared.permission && !deps.registry.has(declared.permission)) {
+      throw new Error(
+        `route ${route.method} ${route.url} needs unregistered permission ${declared.permission}`,
+      );
+    }
+    const existing = route.onRequest ? [route.onRequest].flat() : [];
+    route.onRequest = [...existing, guard];
+  });
+
+  server.addHook('onRequest', async (request, reply) => {
+    reply.header('x-trace-id', request.id);
+  });
+  server.addHook('onResponse', async (request, reply) => {
+    // the route pattern, never the raw URL: ids in paths would explode label cardinality
+    const labels = {
+      method: request.method,
+      route: request.routeOptions.url ?? 'unmatched',
+      status: String(reply.statusCode),
+    };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  server.setErrorHandler((err, request, reply) => {
+    const error = toPlexicaError(err);
+    if (error.kind === 'internal' || error.kind === 'unavailable')
+      request.log.error({ err }, 'request failed');
+    return sendProblem(request, reply, error);
+  });
+  server.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      request,
+      reply,
+      new PlexicaError('PLX_ROUTE_NOT_FOUND', { detail: `${request.method} ${request.url.split('?')[0]}` }),
+    ),
+  );
+
+  await server.register(helmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+      },
+    },
+  });
+  await server.register(cors, {
+    origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,
+    exposedHeaders: ['x-trace-id', 'retry-after', 'ratelimit-remaining', 'ratelimit-reset'],
+    credentials: true,
+  });
+  await server.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Plexica API',
+        version: '1.0.0',
+        description:
+          'Multi-tenant platform core. Errors are RFC 9457 problem documents with a stable `code`.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'Access JWT or API key (plx_…)' },
+        },
+      },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) ?? `def-${i}` },
+  });
+  await server.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  server.get('/api/v1/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () =>
+    server.swagger(),
+  );
+  return server;
+}

@@ -1,0 +1,29 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fastify';
+import type { RequestContext } from '../context.js';
+
+/** How a route is guarded; every route under /api must declare one. */
+export interface RouteGuard {
+  /** `public`: no credential; `authenticated`: any valid credential. */
+  auth?: 'public' | 'authenticated';
+  /** Permission key the caller must hold (implies authenticated). */
+  permission?: string;
+  /** Only a super admin may call it. */
+  platform?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig extends RouteGuard {}
+  interface FastifyRequest {
+    ctx: RequestContext;
+  }
+}
+
+export type Server = FastifyInstance<
+  RawServerDefault,
+  IncomingMessage,
+  ServerResponse,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;

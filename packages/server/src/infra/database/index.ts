@@ -1,0 +1,71 @@
+import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import type { PlexicaConfig } from '../../config.js';
+import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+import type { CoreDatabase } from './tables.js';
+
+export type { CoreDatabase, TenantDatabase } from './tables.js';
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+/** The database handle every module receives from `createApp`. */
+export interface Database {
+  kind: DatabaseKind;
+  db: Kysely<CoreDatabase>;
+  /** Round-trip time of `select 1` in milliseconds; throws when unreachable. */
+  ping(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** Called for every query with its duration; feeds `db_query_duration_seconds`. */
+  onQuery?: (event: LogEvent) => void;
+}
+
+// timestamptz → Date and bigint (count(*)) → number, once per process; pg's type
+// parsers are global, so this is the one piece of module state we accept.
+pg.types.setTypeParser(20, (value) => Number(value));
+
+/**
+ * Opens the database: PostgreSQL when `databaseUrl` is set, otherwise PGlite in
+ * `<dataDir>/pgdata` behind a worker thread. Both are driven by `pg` + Kysely,
+ * so every query is the same SQL in both modes.
+ */
+export async function openDatabase(
+  config: PlexicaConfig,
+  options: OpenDatabaseOptions = {},
+): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined;
+  let pool: pg.Pool;
+  if (config.databaseUrl) {
+    pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.databasePoolSize });
+  } else {
+    embedded = await startEmbeddedPostgres(config.dataDir, config.databasePoolSize + 2);
+    pool = new pg.Pool({
+      host: embedded.socketDir,
+      port: 5432,
+      user: 'postgres',
+      database: 'postgres',
+      max: config.databasePoolSize,
+    });
+  }
+  // an idle client that errors (server restart) must not crash the process
+  pool.on('error', () => {});
+  const db = new Kysely<CoreDatabase>({
+    dialect: new PostgresDialect({ pool }),
+    log: options.onQuery,
+  });
+  return {
+    kind: embedded ? 'pglite' : 'postgres',
+    db,
+    async ping() {
+      const started = performance.now();
+      await pool.query('select 1');
+      return performance.now() - started;
+    },
+    async close() {
+      await db.destroy();
+      await embedded?.stop();
+    },
+  };
+}

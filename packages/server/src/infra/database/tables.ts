@@ -1,0 +1,172 @@
+import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+
+/** Kysely row types of the `core` schema and of a `tenant_{slug}` schema. */
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export type TenantStatus = 'active' | 'suspended' | 'deleted';
+
+export interface TenantSettings {
+  /** Requests per rate-limit window for each user/API key of this tenant. */
+  rateLimitUser?: number;
+  /** Requests per rate-limit window for the whole tenant. */
+  rateLimitTenant?: number;
+}
+
+export interface TenantsTable {
+  id: Generated<string>;
+  slug: string;
+  name: string;
+  status: ColumnType<TenantStatus, TenantStatus | undefined, TenantStatus>;
+  settings: JSONColumnType<TenantSettings, string | undefined, string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  deleted_at: NullableTimestamp;
+  purge_after: NullableTimestamp;
+}
+
+export interface UsersTable {
+  id: Generated<string>;
+  tenant_id: string | null;
+  email: string;
+  email_normalized: string;
+  password_hash: string | null;
+  display_name: string | null;
+  status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
+  is_super_admin: ColumnType<boolean, boolean | undefined, boolean>;
+  roles: JSONColumnType<string[], string | undefined, string>;
+  external_subject: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_login_at: NullableTimestamp;
+}
+
+export interface RolesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  key: string;
+  name: string;
+  description: string | null;
+  permissions: JSONColumnType<string[], string, string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SessionsTable {
+  id: Generated<string>;
+  user_id: string;
+  tenant_id: string | null;
+  kind: 'password' | 'oidc';
+  user_agent: string | null;
+  ip: string | null;
+  created_at: Timestamp;
+  last_used_at: Timestamp;
+  expires_at: Date | string;
+  revoked_at: NullableTimestamp;
+}
+
+export interface RefreshTokensTable {
+  hash: string;
+  session_id: string;
+  created_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  prefix: string;
+  hash: string;
+  permissions: JSONColumnType<string[], string, string>;
+  created_by: string | null;
+  created_at: Timestamp;
+  expires_at: Date | string | null;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface IdentityProvidersTable {
+  tenant_id: string;
+  issuer: string;
+  audience: string;
+  jwks_uri: string | null;
+  client_id: string | null;
+  client_secret_id: string | null;
+  email_claim: string;
+  roles_claim: string;
+  role_mapping: JSONColumnType<Record<string, string>, string, string>;
+  default_roles: JSONColumnType<string[], string, string>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SecretsTable {
+  id: Generated<string>;
+  tenant_id: string | null;
+  name: string;
+  key_id: string;
+  wrapped_key: string;
+  ciphertext: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: JSONColumnType<Record<string, unknown>, string, string>;
+  private_secret_id: string;
+  created_at: Timestamp;
+  retired_at: NullableTimestamp;
+}
+
+export interface PluginsTable {
+  id: string;
+  name: string;
+  version: string;
+  manifest: JSONColumnType<Record<string, unknown>, string, string>;
+  status: string;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TenantPluginsTable {
+  tenant_id: string;
+  plugin_id: string;
+  enabled: boolean;
+  configuration: JSONColumnType<Record<string, unknown>, string, string>;
+}
+
+export interface AuditEventsTable {
+  id: Generated<string>;
+  at: Timestamp;
+  actor_type: 'user' | 'api_key' | 'system';
+  actor_id: string | null;
+  action: string;
+  target_type: string;
+  target_id: string | null;
+  trace_id: string | null;
+  data: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+}
+
+/** Tables of the `core` schema, addressed as `core.<table>`. */
+export interface CoreDatabase {
+  'core.tenants': TenantsTable;
+  'core.users': UsersTable;
+  'core.roles': RolesTable;
+  'core.sessions': SessionsTable;
+  'core.refresh_tokens': RefreshTokensTable;
+  'core.api_keys': ApiKeysTable;
+  'core.identity_providers': IdentityProvidersTable;
+  'core.secrets': SecretsTable;
+  'core.signing_keys': SigningKeysTable;
+  'core.plugins': PluginsTable;
+  'core.tenant_plugins': TenantPluginsTable;
+}
+
+/** Tables of one tenant schema; reach them with `db.withSchema(schema)`. */
+export interface TenantDatabase {
+  audit_events: AuditEventsTable;
+}

@@ -1,0 +1,115 @@
+/**
+ * Error kinds say what went wrong without saying anything about HTTP; the HTTP
+ * layer maps them to status codes in one place (`http/problem.ts`).
+ */
+export type ErrorKind =
+  | 'invalid'
+  | 'unauthenticated'
+  | 'forbidden'
+  | 'not_found'
+  | 'conflict'
+  | 'gone'
+  | 'too_large'
+  | 'unsupported_media'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'internal';
+
+/**
+ * The stable error catalogue. Every code a client can see is listed here and in
+ * docs/errors.md; a test fails when the two disagree.
+ */
+export const ERROR_CODES = {
+  PLX_VALIDATION: { kind: 'invalid', title: 'Request validation failed' },
+  PLX_MALFORMED_JSON: { kind: 'invalid', title: 'Request body is not valid JSON' },
+  PLX_UNSUPPORTED_MEDIA_TYPE: { kind: 'unsupported_media', title: 'Unsupported content type' },
+  PLX_BODY_TOO_LARGE: { kind: 'too_large', title: 'Request body too large' },
+  PLX_ROUTE_NOT_FOUND: { kind: 'not_found', title: 'Route not found' },
+  PLX_RATE_LIMITED: { kind: 'rate_limited', title: 'Too many requests' },
+  PLX_AUTH_REQUIRED: { kind: 'unauthenticated', title: 'Authentication required' },
+  PLX_AUTH_INVALID_CREDENTIALS: { kind: 'unauthenticated', title: 'Invalid credentials' },
+  PLX_AUTH_TOKEN_INVALID: { kind: 'unauthenticated', title: 'Token is invalid' },
+  PLX_AUTH_TOKEN_EXPIRED: { kind: 'unauthenticated', title: 'Token has expired' },
+  PLX_AUTH_SESSION_REVOKED: { kind: 'unauthenticated', title: 'Session has been revoked' },
+  PLX_AUTH_REFRESH_REUSED: { kind: 'unauthenticated', title: 'Refresh token reuse detected' },
+  PLX_AUTH_API_KEY_INVALID: { kind: 'unauthenticated', title: 'API key is invalid, revoked or expired' },
+  PLX_AUTH_USER_DISABLED: { kind: 'forbidden', title: 'User is disabled' },
+  PLX_PERMISSION_DENIED: { kind: 'forbidden', title: 'Permission denied' },
+  PLX_TENANT_HEADER_FORBIDDEN: {
+    kind: 'forbidden',
+    title: 'Only a super admin may act in a tenant by naming it',
+  },
+  PLX_TENANT_REQUIRED: { kind: 'invalid', title: 'This route needs a tenant context' },
+  PLX_TENANT_NOT_FOUND: { kind: 'not_found', title: 'Tenant not found' },
+  PLX_TENANT_SLUG_INVALID: { kind: 'invalid', title: 'Tenant slug is invalid' },
+  PLX_TENANT_SLUG_RESERVED: { kind: 'invalid', title: 'Tenant slug is reserved' },
+  PLX_TENANT_SLUG_TAKEN: { kind: 'conflict', title: 'Tenant slug is already taken' },
+  PLX_TENANT_SUSPENDED: { kind: 'forbidden', title: 'Tenant is suspended' },
+  PLX_TENANT_DELETED: { kind: 'gone', title: 'Tenant has been deleted' },
+  PLX_TENANT_STATE_CONFLICT: { kind: 'conflict', title: 'Tenant is not in a state that allows this' },
+  PLX_TENANT_PROVISIONING_FAILED: { kind: 'internal', title: 'Tenant provisioning failed' },
+  PLX_USER_NOT_FOUND: { kind: 'not_found', title: 'User not found' },
+  PLX_USER_EMAIL_TAKEN: { kind: 'conflict', title: 'A user with this email already exists' },
+  PLX_PASSWORD_TOO_WEAK: { kind: 'invalid', title: 'Password does not meet the policy' },
+  PLX_SESSION_NOT_FOUND: { kind: 'not_found', title: 'Session not found' },
+  PLX_API_KEY_NOT_FOUND: { kind: 'not_found', title: 'API key not found' },
+  PLX_API_KEY_PERMISSION_NOT_HELD: {
+    kind: 'forbidden',
+    title: 'An API key cannot be given permissions its creator does not hold',
+  },
+  PLX_ROLE_NOT_FOUND: { kind: 'not_found', title: 'Role not found' },
+  PLX_ROLE_KEY_TAKEN: { kind: 'conflict', title: 'A role with this key already exists' },
+  PLX_ROLE_BUILTIN: { kind: 'forbidden', title: 'Built-in roles cannot be changed' },
+  PLX_PERMISSION_UNKNOWN: { kind: 'invalid', title: 'Unknown permission key' },
+  PLX_PERMISSION_CONFLICT: { kind: 'conflict', title: 'Permission key is already registered' },
+  PLX_OIDC_NOT_CONFIGURED: { kind: 'not_found', title: 'No identity provider is configured' },
+  PLX_OIDC_ISSUER_TAKEN: { kind: 'conflict', title: 'Issuer is already used by another tenant' },
+  PLX_SECRET_UNDECRYPTABLE: { kind: 'internal', title: 'Secret cannot be decrypted with the known keys' },
+  PLX_DATABASE_UNAVAILABLE: { kind: 'unavailable', title: 'Database is unavailable' },
+  PLX_CONFLICT: { kind: 'conflict', title: 'Conflicting write' },
+  PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
+} as const satisfies Record<string, { kind: ErrorKind; title: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** A field-level problem, as reported by validation errors. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface PlexicaErrorOptions {
+  detail?: string;
+  errors?: FieldError[];
+  cause?: unknown;
+  /** Extra members written into the problem document (e.g. `retryAfter`). */
+  extra?: Record<string, unknown>;
+}
+
+/**
+ * The one error type services throw. `code` is stable and documented; `kind`
+ * decides the HTTP status.
+ *
+ * @example throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${id}` })
+ */
+export class PlexicaError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly errors: FieldError[] | undefined;
+  readonly extra: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, options: PlexicaErrorOptions = {}) {
+    super(options.detail ?? ERROR_CODES[code].title, { cause: options.cause });
+    this.name = 'PlexicaError';
+    this.code = code;
+    this.kind = ERROR_CODES[code].kind;
+    this.errors = options.errors;
+    this.extra = options.extra;
+  }
+
+  get title(): string {
+    return ERROR_CODES[this.code].title;
+  }
+}
+
+export const isPlexicaError = (err: unknown): err is PlexicaError => err instanceof PlexicaError;

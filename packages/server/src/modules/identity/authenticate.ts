@@ -1,0 +1,191 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { decodeJwt } from 'jose';
+import { type Kysely, sql } from 'kysely';
+import type { Logger } from 'pino';
+import type { Principal, TenantRef } from '../../context.js';
+import type { CoreDatabase } from '../../infra/database/index.js';
+import type { TenantStatus } from '../../infra/database/tables.js';
+import { PlexicaError } from '../../infra/errors.js';
+import { BUILT_IN_ROLES, type BuiltInRole, type PermissionRegistry } from '../permissions/registry.js';
+import { toTenantRef } from '../tenants/service.js';
+import { parseApiKey } from './api-keys.js';
+import type { OidcVerifier } from './oidc.js';
+import { TOKEN_ISSUER, type TokenIssuer } from './tokens.js';
+
+export interface Authenticated {
+  principal: Principal;
+  /** The credential's own tenant; null for a super admin. */
+  tenant: TenantRef | null;
+}
+
+/** Turns a bearer credential (access JWT, API key or external OIDC token) into a principal. */
+export interface Authenticator {
+  authenticate(bearer: string): Promise<Authenticated>;
+  /** Effective permissions of a role list in a tenant (built-in + custom roles). */
+  permissionsFor(input: { isSuperAdmin: boolean; roles: string[]; customPermissions: string[] }): Set<string>;
+}
+
+const isBuiltIn = (role: string): role is BuiltInRole => (BUILT_IN_ROLES as readonly string[]).includes(role);
+
+export function assertTenantUsable(status: TenantStatus | null | undefined): void {
+  if (status === 'suspended') throw new PlexicaError('PLX_TENANT_SUSPENDED');
+  if (status === 'deleted') throw new PlexicaError('PLX_TENANT_DELETED');
+}
+
+// API keys record last use at most once a minute, so a busy key is not a write per request.
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export function createAuthenticator(options: {
+  db: Kysely<CoreDatabase>;
+  tokens: TokenIssuer;
+  oidc: OidcVerifier;
+  registry: PermissionRegistry;
+  logger: Logger;
+}): Authenticator {
+  const { db, tokens, oidc, registry, logger } = options;
+
+  const permissionsFor: Authenticator['permissionsFor'] = ({ isSuperAdmin, roles, customPermissions }) => {
+    if (isSuperAdmin) return registry.builtInRole('super_admin');
+    const permissions = new Set<string>(
+      customPermissions.filter((key) => registry.get(key)?.scope === 'tenant'),
+    );
+    for (const role of roles) {
+      if (isBuiltIn(role) && role !== 'super_admin')
+        for (const key of registry.builtInRole(role)) permissions.add(key);
+    }
+    return permissions;
+  };
+
+  const fromAccessToken = async (token: string): Promise<Authenticated> => {
+    const claims = await tokens.verify(token);
+    const row = await db
+      .selectFrom('core.sessions as s')
+      .innerJoin('core.users as u', 'u.id', 's.user_id')
+      .leftJoin('core.tenants as t', 't.id', 'u.tenant_id')
+      .select([
+        's.revoked_at',
+        's.expires_at',
+        'u.id',
+        'u.status',
+        'u.is_super_admin',
+        'u.roles',
+        't.id as tenant_id',
+        't.slug as tenant_slug',
+        't.status as tenant_status',
+        't.settings as tenant_settings',
+        sql<string[][]>`(select coalesce(jsonb_agg(r.permissions), '[]'::jsonb) from core.roles r
+          where r.tenant_id = u.tenant_id and u.roles ? r.key)`.as('custom_permissions'),
+      ])
+      .where('s.id', '=', claims.sid)
+      .where('u.id', '=', claims.sub)
+      .executeTakeFirst();
+    if (!row || row.revoked_at) throw new PlexicaError('PLX_AUTH_SESSION_REVOKED');
+    if ((row.tenant_id ?? undefined) !== claims.tid) throw new PlexicaError('PLX_AUTH_TOKEN_INVALID');
+    if (row.status !== 'active') throw new PlexicaError('PLX_AUTH_USER_DISABLED');
+    assertTenantUsable(row.tenant_status);
+    return {
+      principal: {
+        type: 'user',
+        id: row.id,
+        userId: row.id,
+        isSuperAdmin: row.is_super_admin,
+        roles: row.roles,
+        permissions: permissionsFor({
+          isSuperAdmin: row.is_super_admin,
+          roles: row.roles,
+          customPermissions: row.custom_permissions.flat(),
+        }),
+        sessionId: claims.sid,
+      },
+      tenant:
+        row.tenant_id && row.tenant_slug
+          ? toTenantRef({ id: row.tenant_id, slug: row.tenant_slug, settings: row.tenant_settings ?? {} })
+          : null,
+    };
+  };
+
+  const fromApiKey = async (token: string): Promise<Authenticated> => {
+    const parsed = parseApiKey(token);
+    if (!parsed) throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
+    const row = await db
+      .selectFrom('core.api_keys as k')
+      .innerJoin('core.tenants as t', 't.id', 'k.tenant_id')
+      .select([
+        'k.id',
+        'k.hash',
+        'k.permissions',
+        'k.created_by',
+        'k.expires_at',
+        'k.revoked_at',
+        'k.last_used_at',
+        't.id as tenant_id',
+        't.slug as tenant_slug',
+        't.status as tenant_status',
+        't.settings as tenant_settings',
+      ])
+      .where('k.prefix', '=', parsed.prefix)
+      .executeTakeFirst();
+    const presented = createHash('sha256').update(parsed.secret).digest();
+    if (!row || !timingSafeEqual(presented, Buffer.from(row.hash, 'hex'))) {
+      throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
+    }
+    if (row.revoked_at)
+      throw new PlexicaError('PLX_AUTH_API_KEY_INVALID', { detail: 'API key has been revoked' });
+    if (row.expires_at && new Date(row.expires_at) <= new Date()) {
+      throw new PlexicaError('PLX_AUTH_API_KEY_INVALID', { detail: 'API key has expired' });
+    }
+    assertTenantUsable(row.tenant_status);
+    if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
+      db.updateTable('core.api_keys')
+        .set({ last_used_at: new Date() })
+        .where('id', '=', row.id)
+        .execute()
+        .catch((err: unknown) =>
+          logger.error({ err, apiKeyId: row.id }, 'recording API key last use failed'),
+        );
+    }
+    return {
+      principal: {
+        type: 'api_key',
+        id: row.id,
+        userId: row.created_by,
+        isSuperAdmin: false,
+        roles: [],
+        // keys registered later or removed since creation grant nothing
+        permissions: new Set(row.permissions.filter((key) => registry.get(key)?.scope === 'tenant')),
+        sessionId: null,
+      },
+      tenant: toTenantRef({ id: row.tenant_id, slug: row.tenant_slug, settings: row.tenant_settings }),
+    };
+  };
+
+  return {
+    permissionsFor,
+    async authenticate(bearer) {
+      if (bearer.startsWith('plx_')) return fromApiKey(bearer);
+      let issuer: string | undefined;
+      try {
+        issuer = decodeJwt(bearer).iss;
+      } catch (err) {
+        throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', {
+          detail: 'bearer token is not a JWT or an API key',
+          cause: err,
+        });
+      }
+      if (issuer === TOKEN_ISSUER) return fromAccessToken(bearer);
+      if (!issuer) throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token has no issuer' });
+      const external = await oidc.verify(bearer, issuer);
+      return {
+        ...external,
+        principal: {
+          ...external.principal,
+          permissions: permissionsFor({
+            isSuperAdmin: false,
+            roles: external.principal.roles,
+            customPermissions: external.customPermissions,
+          }),
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,240 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { RequestContext } from '../../context.js';
+import type { CoreDatabase } from '../../infra/database/index.js';
+import { PlexicaError } from '../../infra/errors.js';
+import type { TenantsService } from '../tenants/service.js';
+import { normalizeEmail, verifyPassword } from './passwords.js';
+import type { TokenIssuer } from './tokens.js';
+
+export interface TokenPair {
+  accessToken: string;
+  refreshToken: string;
+  /** Access token lifetime in seconds. */
+  expiresIn: number;
+  tokenType: 'Bearer';
+}
+
+export interface SessionInfo {
+  id: string;
+  kind: string;
+  userAgent: string | null;
+  ip: string | null;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  current: boolean;
+}
+
+export interface ClientInfo {
+  userAgent?: string | undefined;
+  ip?: string | undefined;
+}
+
+/** Password login, refresh-token rotation with reuse detection, logout, session listing. */
+export interface SessionsService {
+  login(input: { email: string; password: string; tenant?: string }, client: ClientInfo): Promise<TokenPair>;
+  refresh(refreshToken: string): Promise<TokenPair>;
+  /** Revokes the session behind `refreshToken`, or the caller's own session. */
+  logout(ctx: RequestContext, refreshToken?: string): Promise<void>;
+  list(ctx: RequestContext, userId: string): Promise<SessionInfo[]>;
+  revoke(ctx: RequestContext, userId: string, sessionId: string): Promise<void>;
+  /** Revokes every session of a user (password change, disable, delete). */
+  revokeAll(userId: string, db?: Kysely<CoreDatabase>): Promise<void>;
+}
+
+const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
+const newRefreshToken = (): string => `plxr_${randomBytes(32).toString('base64url')}`;
+
+export function createSessionsService(options: {
+  db: Kysely<CoreDatabase>;
+  tokens: TokenIssuer;
+  tenants: TenantsService;
+  refreshTtlSeconds: number;
+}): SessionsService {
+  const { db, tokens, tenants, refreshTtlSeconds } = options;
+
+  const issue = async (
+    trx: Kysely<CoreDatabase>,
+    session: { id: string; user_id: string; tenant_id: string | null },
+  ) => {
+    const refreshToken = newRefreshToken();
+    await trx
+      .insertInto('core.refresh_tokens')
+      .values({ hash: hashToken(refreshToken), session_id: session.id })
+      .execute();
+    const accessToken = await tokens.sign({
+      sub: session.user_id,
+      sid: session.id,
+      ...(session.tenant_id && { tid: session.tenant_id }),
+    });
+    return { accessToken, refreshToken, expiresIn: tokens.ttlSeconds, tokenType: 'Bearer' as const };
+  };
+
+  return {
+    async login({ email, password, tenant: tenantName }, client) {
+      let tenantId: string | null = null;
+      if (tenantName !== undefined) {
+        const tenant = await tenants.find(tenantName);
+        if (!tenant) {
+          await verifyPassword(null, password);
+          throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
+        }
+        if (tenant.status === 'suspended') throw new PlexicaError('PLX_TENANT_SUSPENDED');
+        if (tenant.status === 'deleted') throw new PlexicaError('PLX_TENANT_DELETED');
+        tenantId = tenant.id;
+      }
+      const user = await db
+        .selectFrom('core.users')
+        .select(['id', 'tenant_id', 'password_hash', 'status', 'is_super_admin'])
+        .where('email_normalized', '=', normalizeEmail(email))
+        .where((eb) => (tenantId ? eb('tenant_id', '=', tenantId) : eb('tenant_id', 'is', null)))
+        .executeTakeFirst();
+      if (!(await verifyPassword(user?.password_hash, password)) || !user) {
+        throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
+      }
+      if (user.status !== 'active') throw new PlexicaError('PLX_AUTH_USER_DISABLED');
+      return db.transaction().execute(async (trx) => {
+        const session = await trx
+          .insertInto('core.sessions')
+          .values({
+            user_id: user.id,
+            tenant_id: user.tenant_id,
+            kind: 'password',
+            user_agent: client.userAgent?.slice(0, 512) ?? null,
+            ip: client.ip ?? null,
+            expires_at: new Date(Date.now() + refreshTtlSeconds * 1000),
+          })
+          .returning(['id', 'user_id', 'tenant_id'])
+          .executeTakeFirstOrThrow();
+        await trx
+          .updateTable('core.users')
+          .set({ last_login_at: new Date() })
+          .where('id', '=', user.id)
+          .execute();
+        return issue(trx, session);
+      });
+    },
+
+    async refresh(refreshToken) {
+      const hash = hashToken(refreshToken);
+      const result = await db.transaction().execute(async (trx) => {
+        const row = await trx
+          .selectFrom('core.refresh_tokens as rt')
+          .innerJoin('core.sessions as s', 's.id', 'rt.session_id')
+          .innerJoin('core.users as u', 'u.id', 's.user_id')
+          .leftJoin('core.tenants as t', 't.id', 's.tenant_id')
+          .select([
+            'rt.used_at',
+            's.id',
+            's.user_id',
+            's.tenant_id',
+            's.revoked_at',
+            's.expires_at',
+            'u.status as user_status',
+            't.status as tenant_status',
+          ])
+          .where('rt.hash', '=', hash)
+          .forUpdate('rt')
+          .executeTakeFirst();
+        if (!row)
+          return { error: new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'unknown refresh token' }) };
+        if (row.revoked_at) return { error: new PlexicaError('PLX_AUTH_SESSION_REVOKED') };
+        if (row.used_at) {
+          // a rotated token came back: someone holds a copy, so end the whole session
+          await trx
+            .updateTable('core.sessions')
+            .set({ revoked_at: new Date() })
+            .where('id', '=', row.id)
+            .execute();
+          return {
+            error: new PlexicaError('PLX_AUTH_REFRESH_REUSED', {
+              detail: 'refresh token reuse: session revoked',
+            }),
+          };
+        }
+        if (new Date(row.expires_at) <= new Date())
+          return { error: new PlexicaError('PLX_AUTH_TOKEN_EXPIRED') };
+        if (row.user_status !== 'active') return { error: new PlexicaError('PLX_AUTH_USER_DISABLED') };
+        if (row.tenant_status === 'suspended') return { error: new PlexicaError('PLX_TENANT_SUSPENDED') };
+        if (row.tenant_status === 'deleted') return { error: new PlexicaError('PLX_TENANT_DELETED') };
+        await trx
+          .updateTable('core.refresh_tokens')
+          .set({ used_at: new Date() })
+          .where('hash', '=', hash)
+          .execute();
+        await trx
+          .updateTable('core.sessions')
+          .set({ last_used_at: new Date() })
+          .where('id', '=', row.id)
+          .execute();
+        return { pair: await issue(trx, row) };
+      });
+      // thrown after commit, so the reuse revocation is kept
+      if (result.error) throw result.error;
+      return result.pair;
+    },
+
+    async logout(ctx, refreshToken) {
+      let sessionId = ctx.principal?.sessionId ?? null;
+      if (refreshToken) {
+        const row = await db
+          .selectFrom('core.refresh_tokens')
+          .select('session_id')
+          .where('hash', '=', hashToken(refreshToken))
+          .executeTakeFirst();
+        if (!row) throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'unknown refresh token' });
+        sessionId = row.session_id;
+      }
+      if (!sessionId)
+        throw new PlexicaError('PLX_AUTH_REQUIRED', { detail: 'give a refresh token or an access token' });
+      await db
+        .updateTable('core.sessions')
+        .set({ revoked_at: new Date() })
+        .where('id', '=', sessionId)
+        .where('revoked_at', 'is', null)
+        .execute();
+    },
+
+    async list(ctx, userId) {
+      const rows = await db
+        .selectFrom('core.sessions')
+        .selectAll()
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', new Date())
+        .orderBy('created_at', 'desc')
+        .execute();
+      return rows.map((r) => ({
+        id: r.id,
+        kind: r.kind,
+        userAgent: r.user_agent,
+        ip: r.ip,
+        createdAt: r.created_at.toISOString(),
+        lastUsedAt: r.last_used_at.toISOString(),
+        expiresAt: new Date(r.expires_at).toISOString(),
+        current: r.id === ctx.principal?.sessionId,
+      }));
+    },
+
+    async revoke(_ctx, userId, sessionId) {
+      const result = await db
+        .updateTable('core.sessions')
+        .set({ revoked_at: new Date() })
+        .where('id', '=', sessionId)
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) throw new PlexicaError('PLX_SESSION_NOT_FOUND');
+    },
+
+    async revokeAll(userId, trx = db) {
+      await trx
+        .updateTable('core.sessions')
+        .set({ revoked_at: new Date() })
+        .where('user_id', '=', userId)
+        .where('revoked_at', 'is', null)
+        .execute();
+    },
+  };
+}

@@ -1,0 +1,186 @@
+import type { Kysely, Selectable } from 'kysely';
+import { type RequestContext, requireTenant } from '../../context.js';
+import { isUniqueViolation } from '../../infra/database/errors.js';
+import type { CoreDatabase } from '../../infra/database/index.js';
+import type { UsersTable } from '../../infra/database/tables.js';
+import { PlexicaError } from '../../infra/errors.js';
+import type { AuditService } from '../audit/service.js';
+import type { PermissionRegistry } from '../permissions/registry.js';
+import { assertPasswordPolicy, hashPassword, normalizeEmail } from './passwords.js';
+import type { RolesService } from './roles.js';
+import type { SessionsService } from './sessions.js';
+
+export interface User {
+  id: string;
+  email: string;
+  displayName: string | null;
+  status: 'active' | 'disabled';
+  roles: string[];
+  /** Signs in through the tenant's OIDC provider rather than a password. */
+  external: boolean;
+  createdAt: string;
+  updatedAt: string;
+  lastLoginAt: string | null;
+}
+
+export interface UserPage {
+  items: User[];
+  total: number;
+  limit: number;
+  offset: number;
+}
+
+export interface CreateUserInput {
+  email: string;
+  password?: string;
+  displayName?: string;
+  roles?: string[];
+}
+
+export interface UpdateUserInput {
+  displayName?: string | null;
+  status?: 'active' | 'disabled';
+  roles?: string[];
+  password?: string;
+}
+
+/** Users of the tenant in `ctx`; every query is bound to that tenant. */
+export interface UsersService {
+  create(ctx: RequestContext, input: CreateUserInput): Promise<User>;
+  list(ctx: RequestContext, query: { limit: number; offset: number; email?: string }): Promise<UserPage>;
+  get(ctx: RequestContext, id: string): Promise<User>;
+  update(ctx: RequestContext, id: string, patch: UpdateUserInput): Promise<User>;
+  remove(ctx: RequestContext, id: string): Promise<void>;
+}
+
+export const toUser = (row: Selectable<UsersTable>): User => ({
+  id: row.id,
+  email: row.email,
+  displayName: row.display_name,
+  status: row.status,
+  roles: row.roles,
+  external: row.external_subject !== null,
+  createdAt: row.created_at.toISOString(),
+  updatedAt: row.updated_at.toISOString(),
+  lastLoginAt: row.last_login_at?.toISOString() ?? null,
+});
+
+export function createUsersService(options: {
+  db: Kysely<CoreDatabase>;
+  registry: PermissionRegistry;
+  roles: RolesService;
+  sessions: SessionsService;
+  audit: AuditService;
+}): UsersService {
+  const { db, registry, roles, sessions, audit } = options;
+
+  const load = async (tenantId: string, id: string) => {
+    const row = await db
+      .selectFrom('core.users')
+      .selectAll()
+      .where('id', '=', id)
+      .where('tenant_id', '=', tenantId)
+      .executeTakeFirst();
+    if (!row) throw new PlexicaError('PLX_USER_NOT_FOUND');
+    return row;
+  };
+
+  return {
+    async create(ctx, { email, password, displayName, roles: userRoles = ['member'] }) {
+      registry.authorize(ctx, 'core:user:create');
+      const tenant = requireTenant(ctx);
+      await roles.assertAssignable(ctx, userRoles);
+      if (password !== undefined) assertPasswordPolicy(password);
+      try {
+        return await db.transaction().execute(async (trx) => {
+          const row = await trx
+            .insertInto('core.users')
+            .values({
+              tenant_id: tenant.id,
+              email: email.trim(),
+              email_normalized: normalizeEmail(email),
+              password_hash: password === undefined ? null : await hashPassword(password),
+              display_name: displayName ?? null,
+              roles: JSON.stringify([...new Set(userRoles)]),
+            })
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          await audit.record(ctx, { action: 'user.created', targetType: 'user', targetId: row.id }, trx);
+          return toUser(row);
+        });
+      } catch (err) {
+        if (isUniqueViolation(err, 'users_tenant_email')) {
+          throw new PlexicaError('PLX_USER_EMAIL_TAKEN', {
+            errors: [{ field: 'email', message: 'already used in this tenant' }],
+            cause: err,
+          });
+        }
+        throw err;
+      }
+    },
+
+    async list(ctx, { limit, offset, email }) {
+      registry.authorize(ctx, 'core:user:read');
+      const tenant = requireTenant(ctx);
+      let query = db.selectFrom('core.users').where('tenant_id', '=', tenant.id);
+      if (email) query = query.where('email_normalized', '=', normalizeEmail(email));
+      const [rows, count] = await Promise.all([
+        query.selectAll().orderBy('created_at').orderBy('id').limit(limit).offset(offset).execute(),
+        query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow(),
+      ]);
+      return { items: rows.map(toUser), total: Number(count.n), limit, offset };
+    },
+
+    async get(ctx, id) {
+      registry.authorize(ctx, 'core:user:read');
+      return toUser(await load(requireTenant(ctx).id, id));
+    },
+
+    async update(ctx, id, patch) {
+      registry.authorize(ctx, 'core:user:update');
+      const tenant = requireTenant(ctx);
+      await load(tenant.id, id);
+      if (patch.roles) await roles.assertAssignable(ctx, patch.roles);
+      if (patch.password !== undefined) assertPasswordPolicy(patch.password);
+      const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('core.users')
+          .set({
+            ...(patch.displayName !== undefined && { display_name: patch.displayName }),
+            ...(patch.status !== undefined && { status: patch.status }),
+            ...(patch.roles !== undefined && { roles: JSON.stringify([...new Set(patch.roles)]) }),
+            ...(passwordHash !== undefined && { password_hash: passwordHash }),
+            updated_at: new Date(),
+          })
+          .where('id', '=', id)
+          .where('tenant_id', '=', tenant.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        // a new password or a disabled account ends every session
+        if (passwordHash !== undefined || patch.status === 'disabled') await sessions.revokeAll(id, trx);
+        await audit.record(
+          ctx,
+          {
+            action: 'user.updated',
+            targetType: 'user',
+            targetId: id,
+            data: { fields: Object.keys(patch).sort() },
+          },
+          trx,
+        );
+        return toUser(row);
+      });
+    },
+
+    async remove(ctx, id) {
+      registry.authorize(ctx, 'core:user:delete');
+      const tenant = requireTenant(ctx);
+      await load(tenant.id, id);
+      await db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('core.users').where('id', '=', id).where('tenant_id', '=', tenant.id).execute();
+        await audit.record(ctx, { action: 'user.deleted', targetType: 'user', targetId: id }, trx);
+      });
+    },
+  };
+}

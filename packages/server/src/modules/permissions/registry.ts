@@ -1,0 +1,111 @@
+import type { Principal, RequestContext } from '../../context.js';
+import { PlexicaError } from '../../infra/errors.js';
+
+/** `module:resource:action`, lowercase words joined by `-`. */
+export const PERMISSION_KEY = /^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$/;
+
+export interface PermissionDefinition {
+  key: string;
+  description: string;
+  /** `platform` keys are held by super admins only; `tenant` keys can be granted in a tenant. */
+  scope: 'platform' | 'tenant';
+  /** Granted to the built-in `member` role. */
+  member?: boolean;
+}
+
+/**
+ * An attribute condition on a resource (ABAC), evaluated after the role check
+ * passed. Returning false denies.
+ */
+export type Policy<R = unknown> = (ctx: RequestContext, principal: Principal, resource: R) => boolean;
+
+export const BUILT_IN_ROLES = ['super_admin', 'tenant_admin', 'member'] as const;
+export type BuiltInRole = (typeof BUILT_IN_ROLES)[number];
+
+/**
+ * Permission keys registered by modules (and, later, plugins), the built-in
+ * roles derived from them, and the ABAC policies attached to them.
+ */
+export class PermissionRegistry {
+  readonly #definitions = new Map<string, PermissionDefinition & { owner: string }>();
+  readonly #policies = new Map<string, Policy[]>();
+
+  /** Registers `owner`'s keys; a key registered twice (by anyone) is an error. */
+  register(owner: string, definitions: PermissionDefinition[]): void {
+    for (const definition of definitions) {
+      if (!PERMISSION_KEY.test(definition.key)) {
+        throw new PlexicaError('PLX_PERMISSION_UNKNOWN', {
+          detail: `${owner}: permission key "${definition.key}" is not module:resource:action`,
+        });
+      }
+      const existing = this.#definitions.get(definition.key);
+      if (existing) {
+        throw new PlexicaError('PLX_PERMISSION_CONFLICT', {
+          detail: `${owner}: permission "${definition.key}" is already registered by ${existing.owner}`,
+        });
+      }
+      this.#definitions.set(definition.key, { ...definition, owner });
+    }
+  }
+
+  addPolicy<R>(key: string, policy: Policy<R>): void {
+    this.#require(key);
+    this.#policies.set(key, [...(this.#policies.get(key) ?? []), policy as Policy]);
+  }
+
+  has(key: string): boolean {
+    return this.#definitions.has(key);
+  }
+
+  get(key: string): PermissionDefinition | undefined {
+    return this.#definitions.get(key);
+  }
+
+  list(): PermissionDefinition[] {
+    return [...this.#definitions.values()]
+      .map(({ owner: _owner, ...d }) => d)
+      .sort((a, b) => a.key.localeCompare(b.key));
+  }
+
+  /** Permissions a built-in role grants. */
+  builtInRole(role: BuiltInRole): Set<string> {
+    const all = [...this.#definitions.values()];
+    if (role === 'super_admin') return new Set(all.map((d) => d.key));
+    if (role === 'tenant_admin') return new Set(all.filter((d) => d.scope === 'tenant').map((d) => d.key));
+    return new Set(all.filter((d) => d.scope === 'tenant' && d.member).map((d) => d.key));
+  }
+
+  /** Refuses keys nobody registered and platform keys (which no tenant can grant). */
+  assertGrantable(keys: string[]): void {
+    const errors = keys
+      .filter((key) => this.get(key)?.scope !== 'tenant')
+      .map((key) => ({ field: 'permissions', message: `"${key}" is not a grantable permission` }));
+    if (errors.length > 0)
+      throw new PlexicaError('PLX_PERMISSION_UNKNOWN', { errors, detail: errors[0]!.message });
+  }
+
+  /**
+   * Throws `PLX_PERMISSION_DENIED` unless the principal holds `key` and every
+   * policy on `key` allows the resource (when one is given).
+   */
+  authorize(ctx: RequestContext, key: string, resource?: unknown): void {
+    this.#require(key);
+    const principal = ctx.principal;
+    if (!principal) throw new PlexicaError('PLX_AUTH_REQUIRED');
+    if (!principal.permissions.has(key)) {
+      throw new PlexicaError('PLX_PERMISSION_DENIED', { detail: `missing permission ${key}` });
+    }
+    if (resource === undefined) return;
+    for (const policy of this.#policies.get(key) ?? []) {
+      if (!policy(ctx, principal, resource)) {
+        throw new PlexicaError('PLX_PERMISSION_DENIED', {
+          detail: `a policy on ${key} denies access to this resource`,
+        });
+      }
+    }
+  }
+
+  #require(key: string): void {
+    if (!this.#definitions.has(key)) throw new Error(`permission ${key} was never registered`);
+  }
+}

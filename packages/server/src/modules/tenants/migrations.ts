@@ -1,0 +1,38 @@
+import { sql } from 'kysely';
+import type { Migration } from '../../infra/database/migrator.js';
+
+export const tenantsMigrations: Migration[] = [
+  {
+    id: '0001_tenants',
+    async up(db) {
+      await sql`create table core.tenants (
+        id uuid primary key default gen_random_uuid(),
+        slug text not null unique,
+        name text not null,
+        status text not null default 'active' check (status in ('active', 'suspended', 'deleted')),
+        settings jsonb not null default '{}',
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        deleted_at timestamptz,
+        purge_after timestamptz
+      )`.execute(db);
+      // seed 001 §7: the plugin registry lives in core beside the tenants
+      await sql`create table core.plugins (
+        id text primary key,
+        name text not null,
+        version text not null,
+        manifest jsonb not null,
+        status text not null,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      )`.execute(db);
+      await sql`create table core.tenant_plugins (
+        tenant_id uuid not null references core.tenants(id) on delete cascade,
+        plugin_id text not null references core.plugins(id) on delete cascade,
+        enabled boolean not null default false,
+        configuration jsonb not null default '{}',
+        primary key (tenant_id, plugin_id)
+      )`.execute(db);
+    },
+  },
+];
