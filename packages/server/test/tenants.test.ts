@@ -1,4 +1,8 @@
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TENANT_MIGRATIONS } from '../src/app.js';
+import type { MigrationDb } from '../src/infra/database/migrator.js';
+import { createTenantsService } from '../src/modules/tenants/service.js';
 import { createTestApp, DATABASES, type TestApp } from './harness.js';
 
 for (const kind of DATABASES) {
@@ -52,6 +56,153 @@ for (const kind of DATABASES) {
       expect(res.headers['content-type']).toContain('application/problem+json');
       const after = await t.request({ method: 'GET', url: '/api/v1/tenants', token });
       expect(after.body.total).toBe(before.body.total);
+    });
+  });
+}
+
+const schemaExists = async (t: TestApp, schema: string) => {
+  const result = await sql<{
+    n: number;
+  }>`select count(*)::int as n from information_schema.schemata where schema_name = ${schema}`.execute(
+    t.app.database.db,
+  );
+  return result.rows[0]?.n === 1;
+};
+
+for (const kind of DATABASES) {
+  describe(`tenant lifecycle (${kind})`, () => {
+    let t: TestApp;
+    beforeAll(async () => {
+      t = await createTestApp(kind, { tenantRetentionDays: 7 });
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    it('suspends, resumes, soft-deletes and purges after the retention window', async () => {
+      const token = await t.adminToken();
+      const tenant = await t.createTenant('life-cycle');
+      const suspended = await t.request({
+        method: 'PATCH',
+        url: `/api/v1/tenants/${tenant.id}`,
+        token,
+        body: { status: 'suspended' },
+      });
+      expect(suspended.status).toBe(200);
+      expect(suspended.body.status).toBe('suspended');
+      expect(
+        (await t.request({ method: 'GET', url: '/api/v1/users', token: tenant.adminToken })).body.code,
+      ).toBe('PLX_TENANT_SUSPENDED');
+      await t.request({
+        method: 'PATCH',
+        url: `/api/v1/tenants/${tenant.id}`,
+        token,
+        body: { status: 'active' },
+      });
+      expect(
+        (await t.request({ method: 'GET', url: '/api/v1/users', token: tenant.adminToken })).status,
+      ).toBe(200);
+
+      const deleted = await t.request({ method: 'DELETE', url: `/api/v1/tenants/${tenant.id}`, token });
+      expect(deleted.status).toBe(200);
+      expect(deleted.body.status).toBe('deleted');
+      const retention =
+        new Date(deleted.body.purgeAfter).getTime() - new Date(deleted.body.deletedAt).getTime();
+      expect(retention).toBe(7 * 86_400_000);
+      const again = await t.request({
+        method: 'PATCH',
+        url: `/api/v1/tenants/${tenant.id}`,
+        token,
+        body: { name: 'x' },
+      });
+      expect(again.status).toBe(410);
+      expect(again.body.code).toBe('PLX_TENANT_DELETED');
+      expect(
+        (await t.request({ method: 'GET', url: '/api/v1/users', token: tenant.adminToken })).status,
+      ).toBe(410);
+
+      // inside the window nothing is purged; after it, schema and rows are gone
+      expect(await t.app.services.tenants.purgeExpired(new Date())).toEqual([]);
+      expect(await schemaExists(t, 'tenant_life_cycle')).toBe(true);
+      const purged = await t.app.services.tenants.purgeExpired(new Date(Date.now() + 8 * 86_400_000));
+      expect(purged).toEqual(['life-cycle']);
+      expect(await schemaExists(t, 'tenant_life_cycle')).toBe(false);
+      const gone = await t.request({ method: 'GET', url: `/api/v1/tenants/${tenant.id}`, token });
+      expect(gone.status).toBe(404);
+      const users = await t.app.database.db
+        .selectFrom('core.users')
+        .select('id')
+        .where('tenant_id', '=', tenant.id)
+        .execute();
+      expect(users).toEqual([]);
+    });
+
+    it('rejects a taken slug with 409 and a second tenant with another slug works', async () => {
+      const token = await t.adminToken();
+      await t.createTenant('taken-slug');
+      const dup = await t.request({
+        method: 'POST',
+        url: '/api/v1/tenants',
+        token,
+        body: { slug: 'taken-slug', name: 'x' },
+      });
+      expect(dup.status).toBe(409);
+      expect(dup.body.code).toBe('PLX_TENANT_SLUG_TAKEN');
+    });
+
+    it('leaves no half-made tenant when provisioning fails', async () => {
+      const failing = createTenantsService({
+        db: t.app.database.db,
+        logger: t.app.logger,
+        tenantMigrations: TENANT_MIGRATIONS,
+        retentionDays: 1,
+        hooks: [
+          {
+            name: 'exploding',
+            async provision() {
+              throw new Error('bucket creation failed');
+            },
+          },
+        ],
+      });
+      await expect(failing.create({ slug: 'half-made', name: 'x' })).rejects.toMatchObject({
+        code: 'PLX_TENANT_PROVISIONING_FAILED',
+      });
+      expect(await t.app.services.tenants.find('half-made')).toBeUndefined();
+      expect(await schemaExists(t, 'tenant_half_made')).toBe(false);
+    });
+
+    it('migrates each tenant in its own transaction: one failure leaves the others migrated', async () => {
+      await t.createTenant('mig-good');
+      await t.createTenant('mig-bad');
+      const migrations = [
+        ...TENANT_MIGRATIONS,
+        {
+          id: '9999_probe',
+          async up(db: MigrationDb, schema: string) {
+            await sql`create table ${sql.id(schema, 'probe')} (id int)`.execute(db);
+            if (schema === 'tenant_mig_bad') throw new Error('boom');
+          },
+        },
+      ];
+      const service = createTenantsService({
+        db: t.app.database.db,
+        logger: t.app.logger,
+        tenantMigrations: migrations,
+        retentionDays: 1,
+      });
+      const result = await service.migrateAll();
+      expect(result.failed.map((f) => f.slug)).toEqual(['mig-bad']);
+      const probe = async (schema: string) =>
+        (
+          await sql<{
+            n: number;
+          }>`select count(*)::int as n from information_schema.tables where table_schema = ${schema} and table_name = 'probe'`.execute(
+            t.app.database.db,
+          )
+        ).rows[0]?.n;
+      expect(await probe('tenant_mig_good')).toBe(1);
+      expect(await probe('tenant_mig_bad')).toBe(0);
     });
   });
 }
