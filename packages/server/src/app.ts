@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { type Kysely, sql } from 'kysely';
+import type { Kysely } from 'kysely';
 import { type Logger, pino } from 'pino';
 import type { PlexicaConfig } from './config.js';
 import { healthRoutes } from './http/health.js';
@@ -316,12 +316,4 @@ async function bootstrapSuperAdmin(db: Kysely<CoreDatabase>, config: PlexicaConf
     logger.info({ email }, 'created the super admin from PLEXICA_ADMIN_EMAIL/PLEXICA_ADMIN_PASSWORD');
   }
   return { email, ...(generated && { generatedPassword: generated }) };
-}
-
-/** Used by `plexica migrate` to report where things stand. */
-export async function listAppliedMigrations(db: Kysely<CoreDatabase>, schema: string): Promise<string[]> {
-  const rows = await sql<{
-    id: string;
-  }>`select id from ${sql.id(schema, 'plexica_migrations')} order by id`.execute(db);
-  return rows.rows.map((r) => r.id);
 }

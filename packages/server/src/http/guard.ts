@@ -4,9 +4,8 @@ import type { RequestContext } from '../context.js';
 import { PlexicaError } from '../infra/errors.js';
 import type { RateLimitStore } from '../infra/rate-limit/store.js';
 import type { Authenticator } from '../modules/identity/authenticate.js';
-import { assertTenantUsable } from '../modules/identity/authenticate.js';
 import type { PermissionRegistry } from '../modules/permissions/registry.js';
-import { type TenantsService, toTenantRef } from '../modules/tenants/service.js';
+import { assertTenantUsable, type TenantsService, toTenantRef } from '../modules/tenants/service.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
@@ -59,6 +58,7 @@ export function createGuard(deps: GuardDeps) {
       if (principal.isSuperAdmin) {
         const target = await tenants.find(named);
         if (!target) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${named}` });
+        // a super admin may look into a suspended tenant, not a deleted one
         if (target.status === 'deleted') assertTenantUsable(target.status);
         ctx.tenant = toTenantRef(target);
       } else if (named !== tenant?.id && named !== tenant?.slug) {

@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyRequest, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import type { PlexicaConfig } from '../config.js';
+import { translateDatabaseError } from '../infra/database/errors.js';
 import { PlexicaError } from '../infra/errors.js';
 import type { Metrics } from '../infra/metrics.js';
 import { createGuard, type GuardDeps } from './guard.js';
@@ -80,7 +81,7 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
   });
 
   server.setErrorHandler((err, request, reply) => {
-    const error = toPlexicaError(err);
+    const error = toPlexicaError(translateDatabaseError(err));
     if (error.kind === 'internal' || error.kind === 'unavailable')
       request.log.error({ err }, 'request failed');
     return sendProblem(request, reply, error);

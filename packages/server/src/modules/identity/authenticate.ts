@@ -4,10 +4,9 @@ import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { Principal, TenantRef } from '../../context.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
-import type { TenantStatus } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { BUILT_IN_ROLES, type BuiltInRole, type PermissionRegistry } from '../permissions/registry.js';
-import { toTenantRef } from '../tenants/service.js';
+import { assertTenantUsable, toTenantRef } from '../tenants/service.js';
 import { parseApiKey } from './api-keys.js';
 import type { OidcVerifier } from './oidc.js';
 import { TOKEN_ISSUER, type TokenIssuer } from './tokens.js';
@@ -26,11 +25,6 @@ export interface Authenticator {
 }
 
 const isBuiltIn = (role: string): role is BuiltInRole => (BUILT_IN_ROLES as readonly string[]).includes(role);
-
-export function assertTenantUsable(status: TenantStatus | null | undefined): void {
-  if (status === 'suspended') throw new PlexicaError('PLX_TENANT_SUSPENDED');
-  if (status === 'deleted') throw new PlexicaError('PLX_TENANT_DELETED');
-}
 
 // API keys record last use at most once a minute, so a busy key is not a write per request.
 const LAST_USED_RESOLUTION_MS = 60_000;

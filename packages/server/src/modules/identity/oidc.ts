@@ -8,7 +8,7 @@ import { PlexicaError } from '../../infra/errors.js';
 import type { AuditService } from '../audit/service.js';
 import type { PermissionRegistry } from '../permissions/registry.js';
 import type { SecretsService } from '../secrets/service.js';
-import { toTenantRef } from '../tenants/service.js';
+import { assertTenantUsable, toTenantRef } from '../tenants/service.js';
 import type { Authenticated } from './authenticate.js';
 import { normalizeEmail } from './passwords.js';
 import type { RolesService } from './roles.js';
@@ -104,8 +104,7 @@ export function createOidcVerifier(options: {
         .executeTakeFirst();
       if (!provider)
         throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token issuer is not trusted' });
-      if (provider.status === 'suspended') throw new PlexicaError('PLX_TENANT_SUSPENDED');
-      if (provider.status === 'deleted') throw new PlexicaError('PLX_TENANT_DELETED');
+      assertTenantUsable(provider.status);
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, await keySetFor(provider.issuer, provider.jwks_uri), {

@@ -3,7 +3,7 @@ import type { Kysely } from 'kysely';
 import type { RequestContext } from '../../context.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { TenantsService } from '../tenants/service.js';
+import { assertTenantUsable, type TenantsService, tenantUnusableError } from '../tenants/service.js';
 import { normalizeEmail, verifyPassword } from './passwords.js';
 import type { TokenIssuer } from './tokens.js';
 
@@ -80,8 +80,7 @@ export function createSessionsService(options: {
           await verifyPassword(null, password);
           throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
         }
-        if (tenant.status === 'suspended') throw new PlexicaError('PLX_TENANT_SUSPENDED');
-        if (tenant.status === 'deleted') throw new PlexicaError('PLX_TENANT_DELETED');
+        assertTenantUsable(tenant.status);
         tenantId = tenant.id;
       }
       const user = await db
@@ -156,8 +155,8 @@ export function createSessionsService(options: {
         if (new Date(row.expires_at) <= new Date())
           return { error: new PlexicaError('PLX_AUTH_TOKEN_EXPIRED') };
         if (row.user_status !== 'active') return { error: new PlexicaError('PLX_AUTH_USER_DISABLED') };
-        if (row.tenant_status === 'suspended') return { error: new PlexicaError('PLX_TENANT_SUSPENDED') };
-        if (row.tenant_status === 'deleted') return { error: new PlexicaError('PLX_TENANT_DELETED') };
+        const unusable = tenantUnusableError(row.tenant_status);
+        if (unusable) return { error: unusable };
         await trx
           .updateTable('core.refresh_tokens')
           .set({ used_at: new Date() })

@@ -64,6 +64,18 @@ export const toTenantRef = (t: Pick<Tenant, 'id' | 'slug' | 'settings'>): Tenant
   settings: t.settings,
 });
 
+/** Why a tenant in `status` cannot be used (suspended or deleted), or undefined when it can. */
+export function tenantUnusableError(status: TenantStatus | null | undefined): PlexicaError | undefined {
+  if (status === 'suspended') return new PlexicaError('PLX_TENANT_SUSPENDED');
+  if (status === 'deleted') return new PlexicaError('PLX_TENANT_DELETED');
+  return undefined;
+}
+
+export function assertTenantUsable(status: TenantStatus | null | undefined): void {
+  const error = tenantUnusableError(status);
+  if (error) throw error;
+}
+
 const toTenant = (row: Selectable<TenantsTable>): Tenant => ({
   id: row.id,
   slug: row.slug,

@@ -1,0 +1,119 @@
+import { pino } from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import type { Principal, RequestContext } from '../src/context.js';
+import { createServer } from '../src/http/server.js';
+import { createMetrics } from '../src/infra/metrics.js';
+import { createMemoryRateLimitStore } from '../src/infra/rate-limit/store.js';
+import type { Authenticator } from '../src/modules/identity/authenticate.js';
+import { CORE_PERMISSIONS } from '../src/modules/identity/permissions.js';
+import { PermissionRegistry } from '../src/modules/permissions/registry.js';
+import type { TenantsService } from '../src/modules/tenants/service.js';
+
+const ctxWith = (permissions: string[], userId = 'u1'): RequestContext => {
+  const principal: Principal = {
+    type: 'user',
+    id: userId,
+    userId,
+    isSuperAdmin: false,
+    roles: [],
+    permissions: new Set(permissions),
+    sessionId: null,
+  };
+  return { traceId: 't', principal, tenant: null };
+};
+
+describe('permission registry', () => {
+  it('refuses a key registered twice, naming both owners', () => {
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+    expect(() =>
+      registry.register('crm-plugin', [{ key: 'core:user:read', scope: 'tenant', description: 'again' }]),
+    ).toThrowError(/core:user:read.*already registered by core/);
+    try {
+      registry.register('crm-plugin', [{ key: 'core:user:read', scope: 'tenant', description: 'again' }]);
+    } catch (err) {
+      expect((err as { code: string }).code).toBe('PLX_PERMISSION_CONFLICT');
+    }
+  });
+
+  it.each(['crm', 'crm:contact', 'CRM:contact:read', 'crm:contact:read:all', 'crm::read'])(
+    'refuses the malformed key %j',
+    (key) => {
+      const registry = new PermissionRegistry();
+      expect(() => registry.register('p', [{ key, scope: 'tenant', description: 'x' }])).toThrowError(
+        /module:resource:action/,
+      );
+    },
+  );
+
+  it('derives built-in roles: super_admin all, tenant_admin tenant keys, member flagged keys', () => {
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+    const all = registry.list().map((d) => d.key);
+    expect([...registry.builtInRole('super_admin')].sort()).toEqual(all);
+    expect(registry.builtInRole('tenant_admin').has('core:user:create')).toBe(true);
+    expect(registry.builtInRole('tenant_admin').has('core:tenant:create')).toBe(false);
+    expect(registry.builtInRole('member').has('core:user:read')).toBe(true);
+    expect(registry.builtInRole('member').has('core:user:create')).toBe(false);
+  });
+
+  it('denies by role first, then by attribute policy (ABAC)', () => {
+    const registry = new PermissionRegistry();
+    registry.register('docs', [{ key: 'docs:page:edit', scope: 'tenant', description: 'edit pages' }]);
+    registry.addPolicy<{ ownerId: string }>(
+      'docs:page:edit',
+      (_ctx, principal, page) => page.ownerId === principal.userId,
+    );
+    expect(() => registry.authorize(ctxWith([]), 'docs:page:edit')).toThrowError(
+      /missing permission docs:page:edit/,
+    );
+    expect(() =>
+      registry.authorize(ctxWith(['docs:page:edit']), 'docs:page:edit', { ownerId: 'u1' }),
+    ).not.toThrow();
+    expect(() =>
+      registry.authorize(ctxWith(['docs:page:edit']), 'docs:page:edit', { ownerId: 'u2' }),
+    ).toThrowError(/policy on docs:page:edit denies/);
+  });
+
+  it('refuses to grant platform keys or unknown keys in a tenant role', () => {
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+    expect(() => registry.assertGrantable(['core:user:read'])).not.toThrow();
+    expect(() => registry.assertGrantable(['core:tenant:create'])).toThrowError(/not a grantable permission/);
+    expect(() => registry.assertGrantable(['nope:nope:nope'])).toThrowError(/not a grantable permission/);
+  });
+});
+
+describe('route guards', () => {
+  const build = async () => {
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+    const config = loadConfig({}, { logLevel: 'silent' });
+    return createServer({
+      config,
+      logger: pino({ level: 'silent' }),
+      metrics: createMetrics({ activeTenants: async () => 0, activePlugins: async () => 0 }),
+      registry,
+      rateLimits: createMemoryRateLimitStore(),
+      authenticator: {} as Authenticator,
+      tenants: {} as TenantsService,
+    });
+  };
+
+  it('fails at boot when an /api route declares no guard', async () => {
+    const server = await build();
+    expect(() => server.get('/api/v1/unguarded', async () => 'x')).toThrowError(
+      /declares no auth, permission or platform guard/,
+    );
+    await server.close();
+  });
+
+  it('fails at boot when a route needs a permission nobody registered', async () => {
+    const server = await build();
+    expect(() =>
+      server.get('/api/v1/ghost', { config: { permission: 'ghost:thing:read' } }, async () => 'x'),
+    ).toThrowError(/unregistered permission ghost:thing:read/);
+    await server.close();
+  });
+});
