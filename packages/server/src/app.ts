@@ -9,6 +9,7 @@ import type { Server } from './http/types.js';
 import { isUniqueViolation } from './infra/database/errors.js';
 import { type CoreDatabase, type Database, openDatabase } from './infra/database/index.js';
 import { type Migration, migrateSchema } from './infra/database/migrator.js';
+import { createIdempotencyStore, idempotencyMigrations } from './infra/idempotency.js';
 import { createMetrics } from './infra/metrics.js';
 import {
   createMemoryRateLimitStore,
@@ -48,6 +49,7 @@ export const CORE_MIGRATIONS: Migration[] = [
   ...tenantsMigrations,
   ...secretsMigrations,
   ...identityMigrations,
+  ...idempotencyMigrations,
 ];
 /** Migrations of every `tenant_{slug}` schema. */
 export const TENANT_MIGRATIONS: Migration[] = [...auditTenantMigrations];
@@ -203,6 +205,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     }
     closers.push(() => rateLimits.close());
 
+    // a retried create within a day gets the first answer back
+    const idempotency = createIdempotencyStore(db, 86_400);
     const server = await createServer({
       config,
       logger,
@@ -211,6 +215,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       registry,
       tenants,
       rateLimits,
+      idempotency,
     });
     const checks: Record<string, () => Promise<number>> = { database: () => database.ping() };
     if (redis) {
@@ -250,9 +255,9 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         const roles = config.role === 'all' ? ['api', 'scheduler'] : [config.role];
         if (roles.includes('scheduler')) {
           const purge = () =>
-            tenants
-              .purgeExpired()
-              .catch((err: unknown) => logger.error({ err }, 'tenant purge failed; retrying next interval'));
+            Promise.all([tenants.purgeExpired(), idempotency.purgeExpired()]).catch((err: unknown) =>
+              logger.error({ err }, 'purge failed; retrying next interval'),
+            );
           purgeTimer = setInterval(purge, config.purgeIntervalSeconds * 1000);
           purgeTimer.unref();
           void purge();

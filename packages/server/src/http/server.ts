@@ -9,10 +9,12 @@ import type { Logger } from 'pino';
 import type { PlexicaConfig } from '../config.js';
 import { translateDatabaseError } from '../infra/database/errors.js';
 import { PlexicaError } from '../infra/errors.js';
+import type { IdempotencyStore } from '../infra/idempotency.js';
 import type { Metrics } from '../infra/metrics.js';
 import { createGuard, type GuardDeps } from './guard.js';
+import { createIdempotencyHooks } from './idempotency.js';
 import { ProblemSchema, sendProblem, toPlexicaError } from './problem.js';
-import type { Server } from './types.js';
+import type { RouteGuard, Server } from './types.js';
 import { createValidatorCompiler } from './validation.js';
 
 // X-Trace-ID is echoed into logs and headers: accept only a safe shape, else generate
@@ -20,6 +22,7 @@ const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface ServerDeps extends GuardDeps {
   config: PlexicaConfig;
+  idempotency: IdempotencyStore;
   logger: Logger;
   metrics: Metrics;
 }
@@ -51,9 +54,10 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
   server.decorateRequest('ctx', null as unknown as FastifyRequest['ctx']);
 
   const guard = createGuard(deps);
+  const idempotency = createIdempotencyHooks(deps.idempotency);
   server.addHook('onRoute', (route) => {
     if (!route.url.startsWith('/api/')) return;
-    const declared = route.config as { auth?: string; permission?: string; platform?: boolean } | undefined;
+    const declared = route.config as RouteGuard | undefined;
     if (!declared?.auth && !declared?.permission && !declared?.platform) {
       throw new Error(`route ${route.method} ${route.url} declares no auth, permission or platform guard`);
     }
@@ -62,8 +66,11 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
         `route ${route.method} ${route.url} needs unregistered permission ${declared.permission}`,
       );
     }
-    const existing = route.onRequest ? [route.onRequest].flat() : [];
-    route.onRequest = [...existing, guard];
+    route.onRequest = [...(route.onRequest ? [route.onRequest].flat() : []), guard];
+    if (declared.idempotent) {
+      route.preHandler = [...(route.preHandler ? [route.preHandler].flat() : []), idempotency.preHandler];
+      route.onSend = [...(route.onSend ? [route.onSend].flat() : []), idempotency.onSend];
+    }
   });
 
   server.addHook('onRequest', async (request, reply) => {

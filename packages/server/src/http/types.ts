@@ -11,6 +11,8 @@ export interface RouteGuard {
   permission?: string;
   /** Only a super admin may call it. */
   platform?: boolean;
+  /** Honours the Idempotency-Key header (routes that create things). */
+  idempotent?: boolean;
 }
 
 declare module 'fastify' {

@@ -8,6 +8,7 @@ export type ErrorKind =
   | 'forbidden'
   | 'not_found'
   | 'conflict'
+  | 'unprocessable'
   | 'gone'
   | 'too_large'
   | 'unsupported_media'
@@ -67,6 +68,15 @@ export const ERROR_CODES = {
   PLX_SECRET_UNDECRYPTABLE: { kind: 'internal', title: 'Secret cannot be decrypted with the known keys' },
   PLX_DATABASE_UNAVAILABLE: { kind: 'unavailable', title: 'Database is unavailable' },
   PLX_CONFLICT: { kind: 'conflict', title: 'Conflicting write' },
+  PLX_IDEMPOTENCY_KEY_INVALID: { kind: 'invalid', title: 'Idempotency-Key header is malformed' },
+  PLX_IDEMPOTENCY_KEY_REUSED: {
+    kind: 'unprocessable',
+    title: 'Idempotency-Key was already used with a different request',
+  },
+  PLX_IDEMPOTENCY_IN_PROGRESS: {
+    kind: 'conflict',
+    title: 'A request with this Idempotency-Key is still running',
+  },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

@@ -151,6 +151,17 @@ export interface AuditEventsTable {
   data: JSONColumnType<Record<string, unknown>, string | undefined, string>;
 }
 
+export interface IdempotencyKeysTable {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  status_code: number | null;
+  content_type: string | null;
+  body: string | null;
+  created_at: Timestamp;
+  expires_at: Date | string;
+}
+
 /** Tables of the `core` schema, addressed as `core.<table>`. */
 export interface CoreDatabase {
   'core.tenants': TenantsTable;
@@ -164,6 +175,7 @@ export interface CoreDatabase {
   'core.signing_keys': SigningKeysTable;
   'core.plugins': PluginsTable;
   'core.tenant_plugins': TenantPluginsTable;
+  'core.idempotency_keys': IdempotencyKeysTable;
 }
 
 /** Tables of one tenant schema; reach them with `db.withSchema(schema)`. */

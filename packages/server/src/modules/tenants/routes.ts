@@ -32,7 +32,7 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
   server.post(
     '/api/v1/tenants',
     {
-      config: { permission: 'core:tenant:create' },
+      config: { permission: 'core:tenant:create', idempotent: true },
       schema: {
         tags: ['tenants'],
         summary: 'Create a tenant (provisions its schema)',

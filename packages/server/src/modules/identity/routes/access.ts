@@ -157,7 +157,7 @@ export async function accessRoutes(
   server.post(
     '/api/v1/roles',
     {
-      config: { permission: 'core:role:manage' },
+      config: { permission: 'core:role:manage', idempotent: true },
       schema: {
         tags: ['roles'],
         summary: 'Create a custom role',

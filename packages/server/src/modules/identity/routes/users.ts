@@ -69,7 +69,7 @@ export async function userRoutes(
     server.post(
       base,
       {
-        config: guard('core:user:create'),
+        config: { ...guard('core:user:create'), idempotent: true },
         schema: {
           ...tag,
           summary: 'Create a user',
