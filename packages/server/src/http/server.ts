@@ -50,6 +50,8 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   server.setValidatorCompiler(createValidatorCompiler());
+  // the API speaks JSON: anything else is 415, not a string body that fails validation later
+  server.removeContentTypeParser('text/plain');
   server.addSchema(ProblemSchema);
   server.decorateRequest('ctx', null as unknown as FastifyRequest['ctx']);
 
