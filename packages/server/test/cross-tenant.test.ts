@@ -1,0 +1,390 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, DATABASES, type TestApp } from './harness.js';
+
+const TENANT_PERMISSIONS = [
+  'core:permission:read',
+  'core:user:read',
+  'core:user:create',
+  'core:user:update',
+  'core:user:delete',
+  'core:session:manage',
+  'core:role:read',
+  'core:role:manage',
+  'core:api-key:read',
+  'core:api-key:create',
+  'core:api-key:revoke',
+  'core:api-key:manage',
+  'core:identity-provider:manage',
+  'core:audit:read',
+];
+
+/** Routes with no tenant data behind them (or only the caller's own identity). */
+const NOT_TENANT_DATA = new Set([
+  'POST /api/v1/auth/login',
+  'POST /api/v1/auth/refresh',
+  'POST /api/v1/auth/logout',
+  'GET /api/v1/auth/jwks',
+  'GET /api/v1/auth/me',
+  'GET /api/v1/permissions',
+]);
+
+type Attempt = {
+  /** The route as in the OpenAPI document, e.g. `GET /api/v1/users/{id}`. */
+  route: string;
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  url: () => string;
+  body?: () => unknown;
+  tenantHeader?: boolean;
+  status: number;
+  code?: string;
+  /** Status for an API key when it differs (sessions belong to users). */
+  apiKey?: { status: number; code: string };
+  /** For 200 lists: nothing of tenant A may appear in the body. */
+  leaks?: () => string[];
+};
+
+for (const kind of DATABASES) {
+  describe(`tenant B cannot reach tenant A through any route (${kind})`, () => {
+    let t: TestApp;
+    const a = {} as {
+      id: string;
+      slug: string;
+      admin: string;
+      userId: string;
+      keyId: string;
+      sessionId: string;
+      email: string;
+    };
+    const b = {} as { admin: string; apiKey: string };
+    let attempts: Attempt[];
+
+    beforeAll(async () => {
+      t = await createTestApp(kind);
+      const tenantA = await t.createTenant('tenant-a');
+      const tenantB = await t.createTenant('tenant-b');
+      Object.assign(a, {
+        id: tenantA.id,
+        slug: tenantA.slug,
+        admin: tenantA.adminToken,
+        email: 'victim@a.test',
+      });
+      const user = await t.request({
+        method: 'POST',
+        url: '/api/v1/users',
+        token: a.admin,
+        body: { email: a.email, password: 'victim-password-1', displayName: 'Victim' },
+      });
+      a.userId = user.body.id;
+      await t.login(a.email, 'victim-password-1', 'tenant-a');
+      const sessions = await t.request({
+        method: 'GET',
+        url: `/api/v1/users/${a.userId}/sessions`,
+        token: a.admin,
+      });
+      a.sessionId = sessions.body[0].id;
+      const key = await t.request({
+        method: 'POST',
+        url: '/api/v1/api-keys',
+        token: a.admin,
+        body: { name: 'a-key', permissions: ['core:user:read'] },
+      });
+      a.keyId = key.body.key.id;
+      await t.request({
+        method: 'POST',
+        url: '/api/v1/roles',
+        token: a.admin,
+        body: { key: 'auditor', name: 'Auditor', permissions: ['core:audit:read'] },
+      });
+      await t.request({
+        method: 'PUT',
+        url: '/api/v1/identity-provider',
+        token: a.admin,
+        body: { issuer: 'https://idp.example/realms/tenant-a', audience: 'plexica' },
+      });
+      b.admin = tenantB.adminToken;
+      const bKey = await t.request({
+        method: 'POST',
+        url: '/api/v1/api-keys',
+        token: b.admin,
+        body: { name: 'b-key', permissions: TENANT_PERMISSIONS },
+      });
+      b.apiKey = bKey.body.secret;
+
+      const aIds = () => [a.id, a.userId, a.keyId, a.sessionId, a.email, 'auditor', 'tenant-a'];
+      attempts = [
+        { route: 'GET /api/v1/users', method: 'GET', url: () => '/api/v1/users', status: 200, leaks: aIds },
+        {
+          route: 'POST /api/v1/users',
+          method: 'POST',
+          url: () => '/api/v1/users',
+          body: () => ({ email: 'planted@a.test', password: 'planted-password-1' }),
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        },
+        {
+          route: 'GET /api/v1/users/{id}',
+          method: 'GET',
+          url: () => `/api/v1/users/${a.userId}`,
+          status: 404,
+          code: 'PLX_USER_NOT_FOUND',
+        },
+        {
+          route: 'PATCH /api/v1/users/{id}',
+          method: 'PATCH',
+          url: () => `/api/v1/users/${a.userId}`,
+          body: () => ({ roles: ['tenant_admin'] }),
+          status: 404,
+          code: 'PLX_USER_NOT_FOUND',
+        },
+        {
+          route: 'DELETE /api/v1/users/{id}',
+          method: 'DELETE',
+          url: () => `/api/v1/users/${a.userId}`,
+          status: 404,
+          code: 'PLX_USER_NOT_FOUND',
+        },
+        {
+          route: 'GET /api/v1/users/{id}/sessions',
+          method: 'GET',
+          url: () => `/api/v1/users/${a.userId}/sessions`,
+          status: 404,
+          code: 'PLX_USER_NOT_FOUND',
+        },
+        {
+          route: 'DELETE /api/v1/users/{id}/sessions/{sessionId}',
+          method: 'DELETE',
+          url: () => `/api/v1/users/${a.userId}/sessions/${a.sessionId}`,
+          status: 404,
+          code: 'PLX_USER_NOT_FOUND',
+        },
+        {
+          route: 'GET /api/v1/api-keys',
+          method: 'GET',
+          url: () => '/api/v1/api-keys',
+          status: 200,
+          leaks: aIds,
+        },
+        {
+          route: 'POST /api/v1/api-keys',
+          method: 'POST',
+          url: () => '/api/v1/api-keys',
+          body: () => ({ name: 'planted', permissions: ['core:user:read'] }),
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        },
+        {
+          route: 'GET /api/v1/api-keys/{id}',
+          method: 'GET',
+          url: () => `/api/v1/api-keys/${a.keyId}`,
+          status: 404,
+          code: 'PLX_API_KEY_NOT_FOUND',
+        },
+        {
+          route: 'DELETE /api/v1/api-keys/{id}',
+          method: 'DELETE',
+          url: () => `/api/v1/api-keys/${a.keyId}`,
+          status: 404,
+          code: 'PLX_API_KEY_NOT_FOUND',
+        },
+        {
+          route: 'GET /api/v1/roles',
+          method: 'GET',
+          url: () => '/api/v1/roles',
+          status: 200,
+          leaks: () => ['auditor'],
+        },
+        {
+          route: 'POST /api/v1/roles',
+          method: 'POST',
+          url: () => '/api/v1/roles',
+          body: () => ({ key: 'planted', name: 'x', permissions: [] }),
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        },
+        {
+          route: 'PATCH /api/v1/roles/{key}',
+          method: 'PATCH',
+          url: () => '/api/v1/roles/auditor',
+          body: () => ({ permissions: ['core:user:delete'] }),
+          status: 404,
+          code: 'PLX_ROLE_NOT_FOUND',
+        },
+        {
+          route: 'DELETE /api/v1/roles/{key}',
+          method: 'DELETE',
+          url: () => '/api/v1/roles/auditor',
+          status: 404,
+          code: 'PLX_ROLE_NOT_FOUND',
+        },
+        {
+          route: 'GET /api/v1/identity-provider',
+          method: 'GET',
+          url: () => '/api/v1/identity-provider',
+          status: 404,
+          code: 'PLX_OIDC_NOT_CONFIGURED',
+        },
+        {
+          route: 'PUT /api/v1/identity-provider',
+          method: 'PUT',
+          url: () => '/api/v1/identity-provider',
+          body: () => ({ issuer: 'https://idp.example/realms/tenant-a', audience: 'plexica' }),
+          status: 409,
+          code: 'PLX_OIDC_ISSUER_TAKEN',
+        },
+        {
+          route: 'DELETE /api/v1/identity-provider',
+          method: 'DELETE',
+          url: () => '/api/v1/identity-provider',
+          status: 404,
+          code: 'PLX_OIDC_NOT_CONFIGURED',
+        },
+        {
+          route: 'GET /api/v1/audit-events',
+          method: 'GET',
+          url: () => '/api/v1/audit-events?limit=100',
+          status: 200,
+          leaks: aIds,
+        },
+        {
+          route: 'GET /api/v1/auth/sessions',
+          method: 'GET',
+          url: () => '/api/v1/auth/sessions',
+          status: 200,
+          leaks: () => [a.sessionId],
+          apiKey: { status: 403, code: 'PLX_PERMISSION_DENIED' },
+        },
+        {
+          route: 'DELETE /api/v1/auth/sessions/{id}',
+          method: 'DELETE',
+          url: () => `/api/v1/auth/sessions/${a.sessionId}`,
+          status: 404,
+          code: 'PLX_SESSION_NOT_FOUND',
+          apiKey: { status: 403, code: 'PLX_PERMISSION_DENIED' },
+        },
+        {
+          route: 'GET /api/v1/tenants',
+          method: 'GET',
+          url: () => '/api/v1/tenants',
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        },
+        {
+          route: 'POST /api/v1/tenants',
+          method: 'POST',
+          url: () => '/api/v1/tenants',
+          body: () => ({ slug: 'planted', name: 'x' }),
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        },
+        {
+          route: 'GET /api/v1/tenants/{id}',
+          method: 'GET',
+          url: () => `/api/v1/tenants/${a.id}`,
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        },
+        {
+          route: 'PATCH /api/v1/tenants/{id}',
+          method: 'PATCH',
+          url: () => `/api/v1/tenants/${a.id}`,
+          body: () => ({ status: 'suspended' }),
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        },
+        {
+          route: 'DELETE /api/v1/tenants/{id}',
+          method: 'DELETE',
+          url: () => `/api/v1/tenants/${a.id}`,
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        },
+        ...(['GET', 'POST'] as const).map((method) => ({
+          route: `${method} /api/v1/tenants/{tenantId}/users`,
+          method,
+          url: () => `/api/v1/tenants/${a.id}/users`,
+          ...(method === 'POST' && { body: () => ({ email: 'planted@a.test' }) }),
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        })),
+        ...(['GET', 'PATCH', 'DELETE'] as const).map((method) => ({
+          route: `${method} /api/v1/tenants/{tenantId}/users/{id}`,
+          method,
+          url: () => `/api/v1/tenants/${a.id}/users/${a.userId}`,
+          ...(method === 'PATCH' && { body: () => ({ status: 'disabled' }) }),
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        })),
+      ];
+    });
+    afterAll(async () => {
+      await t?.close();
+    });
+
+    it('has an attempt for every documented route that holds tenant data', async () => {
+      const doc = await t.request({ method: 'GET', url: '/api/v1/openapi.json' });
+      const operations = Object.entries(doc.body.paths as Record<string, Record<string, unknown>>).flatMap(
+        ([path, ops]) => Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
+      );
+      const covered = new Set(attempts.map((x) => x.route));
+      const uncovered = operations.filter((op) => !covered.has(op) && !NOT_TENANT_DATA.has(op));
+      expect(uncovered, 'add a cross-tenant attempt for these routes').toEqual([]);
+    });
+
+    for (const credential of ['admin JWT', 'API key'] as const) {
+      it(`refuses every attempt with tenant B's ${credential}, and tenant A is unchanged`, async () => {
+        const before = await stateOf(t, a);
+        for (const attempt of attempts) {
+          const expected =
+            credential === 'API key' && attempt.apiKey
+              ? attempt.apiKey
+              : { status: attempt.status, code: attempt.code };
+          const res = await t.request({
+            method: attempt.method,
+            url: attempt.url(),
+            token: credential === 'API key' ? b.apiKey : b.admin,
+            ...(attempt.body && { body: attempt.body() }),
+            ...(attempt.tenantHeader && { tenant: a.slug }),
+          });
+          expect(res.status, `${credential} ${attempt.route}: ${JSON.stringify(res.body)}`).toBe(
+            expected.status,
+          );
+          if (expected.code) expect(res.body.code, attempt.route).toBe(expected.code);
+          if (res.status === 200 && attempt.leaks) {
+            const text = JSON.stringify(res.body);
+            for (const secret of attempt.leaks())
+              expect(text, `${attempt.route} leaks ${secret}`).not.toContain(secret);
+          }
+        }
+        expect(await stateOf(t, a)).toEqual(before);
+      });
+    }
+  });
+}
+
+/** Tenant A as its own admin sees it: users, keys, roles, provider, sessions. */
+async function stateOf(t: TestApp, a: { admin: string; userId: string; id: string }) {
+  const get = async (url: string) => (await t.request({ method: 'GET', url, token: a.admin })).body;
+  const users = await get('/api/v1/users');
+  return {
+    users: users.items.map((u: { id: string; roles: string[]; status: string; displayName: string }) => [
+      u.id,
+      u.roles,
+      u.status,
+      u.displayName,
+    ]),
+    keys: (await get('/api/v1/api-keys')).map((k: { id: string; revokedAt: string | null }) => [
+      k.id,
+      k.revokedAt,
+    ]),
+    roles: (await get('/api/v1/roles')).map((r: { key: string; permissions: string[] }) => [
+      r.key,
+      r.permissions,
+    ]),
+    provider: await get('/api/v1/identity-provider'),
+    sessions: (await get(`/api/v1/users/${a.userId}/sessions`)).map((s: { id: string }) => s.id),
+    tenant: (await t.app.services.tenants.get(a.id)).status,
+  };
+}
