@@ -126,6 +126,12 @@ export function buildCli(): Command {
         console.log(
           `re-wrapped ${result.rewrapped} of ${result.total} secret(s) under key ${app.services.secrets.activeKeyId}`,
         );
+        for (const f of result.failed) {
+          console.error(
+            `  secret ${f.id}: wrapped by master key ${f.keyId}, which is not in PLEXICA_MASTER_KEY`,
+          );
+        }
+        if (result.failed.length > 0) process.exitCode = 1;
       });
     });
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import type { Principal, RequestContext } from '../src/context.js';
 import { createServer } from '../src/http/server.js';
+import type { IdempotencyStore } from '../src/infra/idempotency.js';
 import { createMetrics } from '../src/infra/metrics.js';
 import { createMemoryRateLimitStore } from '../src/infra/rate-limit/store.js';
 import type { Authenticator } from '../src/modules/identity/authenticate.js';
@@ -98,6 +99,7 @@ describe('route guards', () => {
       rateLimits: createMemoryRateLimitStore(),
       authenticator: {} as Authenticator,
       tenants: {} as TenantsService,
+      idempotency: {} as IdempotencyStore,
     });
   };
 

@@ -21,8 +21,13 @@ export interface SecretsService {
   read(id: string, db?: Kysely<CoreDatabase>): Promise<string>;
   update(id: string, value: string, db?: Kysely<CoreDatabase>): Promise<void>;
   remove(id: string, db?: Kysely<CoreDatabase>): Promise<void>;
-  /** Re-wraps every data key under the newest master key. */
-  rotate(onProgress?: (done: number, total: number) => void): Promise<{ rewrapped: number; total: number }>;
+  /**
+   * Re-wraps every data key under the newest master key. Secrets wrapped by a
+   * key that is not configured are left as they are and listed in `failed`.
+   */
+  rotate(
+    onProgress?: (done: number, total: number) => void,
+  ): Promise<{ rewrapped: number; total: number; failed: { id: string; keyId: string }[] }>;
   /** Id of the master key new secrets are wrapped with. */
   readonly activeKeyId: string;
 }
@@ -127,8 +132,18 @@ export function createSecretsService(database: Kysely<CoreDatabase>, keys: Maste
         .where('key_id', '!=', active.id)
         .execute();
       let done = 0;
+      let rewrapped = 0;
+      const failed: { id: string; keyId: string }[] = [];
       for (const row of stale) {
-        const dataKey = unwrap(row);
+        let dataKey: Buffer;
+        try {
+          dataKey = unwrap(row);
+        } catch {
+          failed.push({ id: row.id, keyId: row.key_id });
+          done += 1;
+          onProgress?.(done, stale.length);
+          continue;
+        }
         // the where-clause on key_id makes a concurrent rotation a no-op, not a corruption
         await database
           .updateTable('core.secrets')
@@ -136,10 +151,11 @@ export function createSecretsService(database: Kysely<CoreDatabase>, keys: Maste
           .where('id', '=', row.id)
           .where('key_id', '=', row.key_id)
           .execute();
+        rewrapped += 1;
         done += 1;
         onProgress?.(done, stale.length);
       }
-      return { rewrapped: done, total: stale.length };
+      return { rewrapped, total: stale.length, failed };
     },
   };
 }
