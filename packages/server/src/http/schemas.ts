@@ -4,9 +4,15 @@ import { type TSchema, Type } from '@sinclair/typebox';
 export const Uuid = Type.String({ format: 'uuid' });
 export const IdParams = Type.Object({ id: Uuid });
 export const Paging = {
-  limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
-  offset: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 })),
 };
+
+/** The page a list request asked for (validation fills the defaults; this keeps the types honest). */
+export const pageOf = (query: { limit?: number; offset?: number }) => ({
+  limit: query.limit ?? 20,
+  offset: query.offset ?? 0,
+});
 export const Problem = Type.Ref('Problem');
 
 /** Response map: the success schema plus problem documents for errors. */

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Paging, responses } from '../../http/schemas.js';
+import { Paging, pageOf, responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
 import type { AuditService } from './service.js';
 
@@ -33,6 +33,6 @@ export async function auditRoutes(server: Server, deps: { audit: AuditService })
         response: responses({ 200: Type.Array(AuditEventSchema) }),
       },
     },
-    async (request) => deps.audit.list(request.ctx, request.query),
+    async (request) => deps.audit.list(request.ctx, { ...request.query, ...pageOf(request.query) }),
   );
 }

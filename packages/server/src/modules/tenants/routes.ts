@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { IdParams, Page, Paging, responses } from '../../http/schemas.js';
+import { IdParams, Page, Paging, pageOf, responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
 import type { TenantsService } from './service.js';
 
@@ -69,7 +69,7 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         response: responses({ 200: Page(TenantSchema) }),
       },
     },
-    async (request) => tenants.list(request.query),
+    async (request) => tenants.list({ ...request.query, ...pageOf(request.query) }),
   );
   server.get(
     '/api/v1/tenants/:id',

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import type { RequestContext } from '../../../context.js';
-import { IdParams, Page, Paging, responses, Uuid } from '../../../http/schemas.js';
+import { IdParams, Page, Paging, pageOf, responses, Uuid } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
 import { type TenantsService, toTenantRef } from '../../tenants/service.js';
 import type { SessionsService } from '../sessions.js';
@@ -93,7 +93,8 @@ export async function userRoutes(
           response: responses({ 200: Page(UserSchema) }),
         },
       },
-      async (request) => users.list(await ctxOf(request.ctx, request.params), request.query),
+      async (request) =>
+        users.list(await ctxOf(request.ctx, request.params), { ...request.query, ...pageOf(request.query) }),
     );
     server.get(
       `${base}/:id`,

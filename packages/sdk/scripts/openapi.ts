@@ -1,0 +1,22 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createApp } from '../../server/src/app.js';
+import { loadConfig } from '../../server/src/config.js';
+
+/**
+ * The OpenAPI document of the current routes, from a throwaway embedded app
+ * (the document is built from the route schemas, so it needs the real wiring).
+ */
+export async function buildOpenApiDocument(): Promise<unknown> {
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-openapi-'));
+  const app = await createApp(
+    loadConfig({}, { dataDir, logLevel: 'silent', adminPassword: 'openapi-generator-1' }),
+  );
+  try {
+    return app.server.swagger();
+  } finally {
+    await app.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
