@@ -81,7 +81,7 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
     env: 'PLEXICA_DATABASE_POOL_SIZE',
     kind: { type: 'int', min: 1, max: 500 },
     default: 10,
-    description: 'Connections in the database pool',
+    description: 'Connections in the PostgreSQL pool (the embedded database always uses one)',
   },
   redisUrl: {
     env: 'PLEXICA_REDIS_URL',

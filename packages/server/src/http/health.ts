@@ -7,11 +7,24 @@ export interface HealthDeps {
   metricsText: () => Promise<{ contentType: string; body: string }>;
 }
 
+/** Concurrent callers share one in-flight run of `fn` (probes from many replicas cost one check). */
+function coalesce<T>(fn: () => Promise<T>): () => Promise<T> {
+  let inFlight: Promise<T> | undefined;
+  return () => {
+    inFlight ??= fn().finally(() => {
+      inFlight = undefined;
+    });
+    return inFlight;
+  };
+}
+
 /** `/health` (every dependency with its latency), `/ready` (database only), `/metrics`. */
 export async function healthRoutes(server: Server, deps: HealthDeps): Promise<void> {
+  const checks = Object.entries(deps.checks).map(([name, check]) => [name, coalesce(check)] as const);
+  const ready = coalesce(deps.ready);
   server.get('/health', { schema: { hide: true } }, async (_request, reply) => {
     const entries = await Promise.all(
-      Object.entries(deps.checks).map(async ([name, check]) => {
+      checks.map(async ([name, check]) => {
         try {
           return [name, { status: 'up', latencyMs: Number((await check()).toFixed(3)) }] as const;
         } catch (err) {
@@ -26,7 +39,7 @@ export async function healthRoutes(server: Server, deps: HealthDeps): Promise<vo
   });
   server.get('/ready', { schema: { hide: true } }, async (_request, reply) => {
     try {
-      await deps.ready();
+      await ready();
       return { status: 'ready' };
     } catch {
       return reply.status(503).send({ status: 'not_ready' });

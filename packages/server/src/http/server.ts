@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import cors from '@fastify/cors';
-import helmet from '@fastify/helmet';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -14,6 +13,7 @@ import type { Metrics } from '../infra/metrics.js';
 import { createGuard, type GuardDeps } from './guard.js';
 import { createIdempotencyHooks } from './idempotency.js';
 import { ProblemSchema, sendProblem, toPlexicaError } from './problem.js';
+import { securityHeaders } from './security-headers.js';
 import type { RouteGuard, Server } from './types.js';
 import { createValidatorCompiler } from './validation.js';
 
@@ -103,7 +103,7 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
     ),
   );
 
-  await server.register(helmet, {
+  const headers = securityHeaders({
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
@@ -111,6 +111,9 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
         styleSrc: ["'self'", "'unsafe-inline'"],
       },
     },
+  });
+  server.addHook('onRequest', async (_request, reply) => {
+    reply.headers(headers);
   });
   await server.register(cors, {
     origin: config.corsOrigins.length > 0 ? config.corsOrigins : false,

@@ -40,13 +40,17 @@ export async function openDatabase(
   if (config.databaseUrl) {
     pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.databasePoolSize });
   } else {
-    embedded = await startEmbeddedPostgres(config.dataDir, config.databasePoolSize + 2);
+    embedded = await startEmbeddedPostgres(config.dataDir, 2);
+    // PGlite runs one query at a time in one session, and pglite-socket's multiplexer
+    // interleaves extended-protocol messages of concurrent connections under load
+    // ("portal does not exist"). One connection queues in pg's pool instead; it also
+    // means code inside a transaction must use the transaction handle (it does).
     pool = new pg.Pool({
       host: embedded.socketDir,
       port: 5432,
       user: 'postgres',
       database: 'postgres',
-      max: config.databasePoolSize,
+      max: 1,
     });
   }
   // an idle client that errors (server restart) must not crash the process

@@ -85,6 +85,12 @@ export async function createTokenIssuer(options: {
     publicKeys.set(row.kid, (await importJWK(row.public_jwk as JWK, ALG)) as CryptoKey);
   const jwks = { keys: publicRows.map((r) => r.public_jwk as JWK) };
 
+  // A token string that verified once verifies again until it expires: keep the
+  // claims (bounded) instead of redoing the EdDSA check on every request.
+  // Revocation is not affected: the session is checked on every request anyway.
+  const verified = new Map<string, { claims: AccessClaims; exp: number }>();
+  const VERIFIED_MAX = 10_000;
+
   return {
     ttlSeconds,
     jwks: () => jwks,
@@ -99,6 +105,11 @@ export async function createTokenIssuer(options: {
       return jwt.sign(privateKey);
     },
     async verify(token) {
+      const hit = verified.get(token);
+      if (hit) {
+        if (hit.exp * 1000 > Date.now()) return hit.claims;
+        verified.delete(token);
+      }
       try {
         const { payload } = await jwtVerify(
           token,
@@ -112,11 +123,14 @@ export async function createTokenIssuer(options: {
         if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') {
           throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token lacks sub or sid' });
         }
-        return {
+        const claims: AccessClaims = {
           sub: payload.sub,
           sid: payload.sid,
           ...(typeof payload.tid === 'string' && { tid: payload.tid }),
         };
+        if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value as string);
+        verified.set(token, { claims, exp: payload.exp ?? 0 });
+        return claims;
       } catch (err) {
         if (err instanceof PlexicaError) throw err;
         if (err instanceof joseErrors.JWTExpired)

@@ -1,0 +1,19 @@
+import { eventLoop } from './event-loop.js';
+import { httpLatency } from './http-latency.js';
+import { removeTemplate } from './lib.js';
+import { provisioning } from './provisioning.js';
+
+/** `npm run bench [-- name]`: runs every benchmark, or those whose name contains the argument. */
+const benchmarks: Record<string, () => Promise<void>> = {
+  'http-latency': httpLatency,
+  provisioning,
+  'event-loop': eventLoop,
+};
+const filter = process.argv[2];
+for (const [name, run] of Object.entries(benchmarks)) {
+  if (filter && !name.includes(filter)) continue;
+  console.log(`\n▶ ${name}`);
+  await run();
+}
+await removeTemplate();
+process.exit(0);
