@@ -1,0 +1,26 @@
+import { sql } from 'kysely';
+import type { Migration } from '../../infra/database/migrator.js';
+
+/** Storage metadata in every tenant schema: path → blob, and the running usage totals. */
+export const storageTenantMigrations: Migration[] = [
+  {
+    id: '0002_storage',
+    async up(db, schema) {
+      // "C" collation: byte order, so a prefix is one index range scan
+      await sql`create table ${sql.id(schema, 'files')} (
+        path text collate "C" primary key,
+        blob_key uuid not null unique,
+        size bigint not null check (size >= 0),
+        content_type text not null,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now()
+      )`.execute(db);
+      await sql`create table ${sql.id(schema, 'storage_usage')} (
+        id boolean primary key default true check (id),
+        bytes bigint not null default 0 check (bytes >= 0),
+        objects bigint not null default 0 check (objects >= 0)
+      )`.execute(db);
+      await sql`insert into ${sql.id(schema, 'storage_usage')} default values`.execute(db);
+    },
+  },
+];

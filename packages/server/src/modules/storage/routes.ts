@@ -1,0 +1,426 @@
+import type { Readable } from 'node:stream';
+import multipart from '@fastify/multipart';
+import { Type } from '@sinclair/typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { PlexicaConfig } from '../../config.js';
+import type { RequestContext } from '../../context.js';
+import { responses } from '../../http/schemas.js';
+import type { Server } from '../../http/types.js';
+import { PlexicaError } from '../../infra/errors.js';
+import type { PermissionRegistry } from '../permissions/registry.js';
+import { assertTenantUsable, type TenantsService, toTenantRef } from '../tenants/service.js';
+import { normalizePath } from './paths.js';
+import type { FileInfo, ReadResult, StorageService } from './service.js';
+
+const FileSchema = Type.Object(
+  {
+    path: Type.String(),
+    size: Type.Integer({ minimum: 0 }),
+    contentType: Type.String(),
+    etag: Type.String(),
+    createdAt: Type.String({ format: 'date-time' }),
+    updatedAt: Type.String({ format: 'date-time' }),
+  },
+  { $id: 'File' },
+);
+const FileRef = Type.Ref('File');
+const WildcardPath = Type.Object({
+  '*': Type.String({ description: 'File path, "/" between folders (documented as {path})' }),
+});
+const Overwrite = Type.Optional(
+  Type.Boolean({ default: true, description: 'false: refuse with 409 when a file exists at the path' }),
+);
+const Binary = (description: string) => ({
+  description,
+  content: { 'application/octet-stream': { schema: { type: 'string', format: 'binary' } } },
+});
+
+/** Response headers that make a stored file safe to serve from the API's own origin. */
+function sendFile(reply: FastifyReply, result: ReadResult, disposition: string): FastifyReply {
+  const { file } = result;
+  reply
+    .header('etag', file.etag)
+    .header('last-modified', new Date(file.updatedAt).toUTCString())
+    .header('accept-ranges', 'bytes')
+    .header('cache-control', 'private, no-cache')
+    // an uploaded HTML or SVG file must never run as our origin
+    .header('content-security-policy', "sandbox; default-src 'none'")
+    .header('x-content-type-options', 'nosniff');
+  if (result.notModified) return reply.code(304).send();
+  reply.header('content-type', file.contentType).header('content-disposition', disposition);
+  if (result.range) {
+    const { start, end } = result.range;
+    reply
+      .code(206)
+      .header('content-range', `bytes ${start}-${end}/${file.size}`)
+      .header('content-length', String(end - start + 1));
+  } else {
+    reply.code(200).header('content-length', String(file.size));
+  }
+  return reply.send(result.body);
+}
+
+const headerOf = (request: FastifyRequest, name: string) => {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+/** HEAD answers from the metadata: the file is not opened just to be thrown away. */
+const readOptions = (request: FastifyRequest) => ({
+  range: headerOf(request, 'range'),
+  ifNoneMatch: headerOf(request, 'if-none-match'),
+  open: request.method !== 'HEAD',
+});
+
+const declaredSize = (request: FastifyRequest) => {
+  const length = headerOf(request, 'content-length');
+  return length !== undefined && /^\d+$/.test(length) ? Number(length) : undefined;
+};
+
+/**
+ * Runs an upload; if it fails before the client finished sending, the
+ * connection is closed after the error instead of reading the rest of a body
+ * nobody will store.
+ */
+async function receiving<T>(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  upload: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await upload();
+  } catch (err) {
+    if (!request.raw.readableEnded) reply.header('connection', 'close');
+    throw err;
+  }
+}
+
+/** POST /upload: multipart/form-data (a `path` field, then the file) or the raw body with `?path=`. */
+async function receiveUpload(
+  request: FastifyRequest,
+  storage: StorageService,
+  query: { path?: string; overwrite?: boolean },
+): Promise<FileInfo> {
+  if (!request.isMultipart()) {
+    if (query.path === undefined) {
+      throw new PlexicaError('PLX_STORAGE_UPLOAD_INVALID', {
+        detail: 'a raw upload names its path in the query: ?path=…',
+        errors: [{ field: 'querystring.path', message: 'is required for a raw-body upload' }],
+      });
+    }
+    return storage.upload(request.ctx, query.path, request.body as Readable, {
+      contentType: headerOf(request, 'content-type'),
+      declaredSize: declaredSize(request),
+      overwrite: query.overwrite,
+    });
+  }
+  let path = query.path;
+  let overwrite = query.overwrite;
+  for await (const part of request.parts()) {
+    if (part.type === 'field') {
+      if (part.fieldname === 'path') path = String(part.value);
+      else if (part.fieldname === 'overwrite') overwrite = String(part.value) !== 'false';
+      continue;
+    }
+    if (path === undefined) {
+      throw new PlexicaError('PLX_STORAGE_UPLOAD_INVALID', {
+        detail: 'send the "path" field before the file part, or ?path= in the query',
+        errors: [{ field: 'path', message: 'is required' }],
+      });
+    }
+    return storage.upload(request.ctx, path, part.file, { contentType: part.mimetype, overwrite });
+  }
+  throw new PlexicaError('PLX_STORAGE_UPLOAD_INVALID', {
+    detail: 'the multipart body has no file part',
+    errors: [{ field: 'file', message: 'is required' }],
+  });
+}
+
+/** Storage routes of seed 000 §8, plus info, copy, move, usage and Plexica-served signed URLs. */
+export async function storageRoutes(
+  server: Server,
+  deps: {
+    storage: StorageService;
+    tenants: TenantsService;
+    registry: PermissionRegistry;
+    config: PlexicaConfig;
+  },
+): Promise<void> {
+  const { storage, tenants, registry, config } = deps;
+  server.addSchema(FileSchema);
+  const tags = ['storage'];
+
+  const SignedQuery = Type.Object(
+    {
+      tenant: Type.String({ format: 'uuid' }),
+      expires: Type.Integer({ minimum: 0 }),
+      signature: Type.String({ pattern: '^[A-Za-z0-9_-]{1,128}$' }),
+    },
+    { additionalProperties: false },
+  );
+
+  /** Verifies the signature first, then resolves the tenant it names. */
+  async function signedContext(
+    request: FastifyRequest,
+    method: 'GET' | 'PUT',
+    rawPath: string,
+    query: { tenant: string; expires: number; signature: string },
+  ): Promise<{ ctx: RequestContext; path: string }> {
+    const path = normalizePath(rawPath);
+    storage.verifySignedUrl(
+      { method, tenantId: query.tenant, path, expires: query.expires },
+      query.signature,
+    );
+    const tenant = await tenants.find(query.tenant);
+    if (!tenant) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${query.tenant}` });
+    assertTenantUsable(tenant.status);
+    const ctx: RequestContext = { traceId: request.id, principal: null, tenant: toTenantRef(tenant) };
+    request.ctx = ctx;
+    return { ctx, path };
+  }
+
+  // Routes that take a file body: every content type streams through untouched,
+  // multipart/form-data is parsed as a stream, and nothing is buffered.
+  await server.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+    await scope.register(multipart, {
+      limits: { files: 1, fields: 10, fieldSize: 4096, parts: 20, fileSize: Number.MAX_SAFE_INTEGER },
+    });
+    const s = scope as unknown as Server;
+
+    s.post(
+      '/api/v1/storage/upload',
+      {
+        config: { permission: 'storage:file:write' },
+        schema: {
+          tags,
+          summary: 'Upload a file (multipart/form-data with a "path" field, or the raw body with ?path=)',
+          querystring: Type.Object(
+            { path: Type.Optional(Type.String({ maxLength: 4096 })), overwrite: Overwrite },
+            { additionalProperties: false },
+          ),
+          response: responses({ 201: FileRef }),
+        },
+      },
+      async (request, reply) => {
+        const file = await receiving(request, reply, () => receiveUpload(request, storage, request.query));
+        return reply.code(201).send(file);
+      },
+    );
+
+    s.put(
+      '/api/v1/storage/signed/*',
+      {
+        config: { auth: 'signed' },
+        schema: {
+          tags,
+          summary: 'Upload through a signed URL (no credential; the raw body is the file)',
+          security: [],
+          params: WildcardPath,
+          querystring: SignedQuery,
+          response: responses({ 201: FileRef }),
+        },
+      },
+      async (request, reply) => {
+        const ctx = await signedContext(request, 'PUT', request.params['*'], request.query);
+        const file = await receiving(request, reply, () =>
+          storage.upload(ctx.ctx, ctx.path, request.body as Readable, {
+            contentType: headerOf(request, 'content-type'),
+            declaredSize: declaredSize(request),
+          }),
+        );
+        return reply.code(201).send(file);
+      },
+    );
+  });
+
+  const FileResponses = {
+    200: Binary('The file'),
+    206: Binary('The requested range'),
+    '4xx': { $ref: 'Problem' },
+  };
+  // GET and an explicit HEAD: Fastify's automatic HEAD would read the whole file to discard it
+  for (const method of ['GET', 'HEAD'] as const) {
+    const hide = method === 'HEAD';
+    server.route({
+      method,
+      url: '/api/v1/storage/signed/*',
+      exposeHeadRoute: false,
+      config: { auth: 'signed' },
+      schema: {
+        tags,
+        summary: 'Download through a signed URL (no credential; HEAD too)',
+        security: [],
+        hide,
+        params: WildcardPath,
+        querystring: SignedQuery,
+        response: FileResponses,
+      },
+      handler: async (request, reply) => {
+        const { ctx, path } = await signedContext(request, 'GET', request.params['*'], request.query);
+        const result = await storage.read(ctx, path, readOptions(request));
+        return sendFile(reply, result, storage.contentDisposition(result.file));
+      },
+    });
+    server.route({
+      method,
+      url: '/api/v1/storage/download/*',
+      exposeHeadRoute: false,
+      config: { permission: 'storage:file:read' },
+      schema: {
+        tags,
+        summary: 'Download a file (Range, If-None-Match and HEAD supported)',
+        hide,
+        params: WildcardPath,
+        response: FileResponses,
+      },
+      handler: async (request, reply) => {
+        const result = await storage.read(request.ctx, request.params['*'], readOptions(request));
+        return sendFile(reply, result, storage.contentDisposition(result.file));
+      },
+    });
+  }
+
+  server.get(
+    '/api/v1/storage/info/*',
+    {
+      config: { permission: 'storage:file:read' },
+      schema: {
+        tags,
+        summary: "A file's metadata",
+        params: WildcardPath,
+        response: responses({ 200: FileRef }),
+      },
+    },
+    async (request) => storage.head(request.ctx, request.params['*']),
+  );
+
+  server.delete(
+    '/api/v1/storage/*',
+    {
+      config: { permission: 'storage:file:delete' },
+      schema: {
+        tags,
+        summary: 'Delete a file',
+        params: WildcardPath,
+        response: responses({ 204: Type.Null() }),
+      },
+    },
+    async (request, reply) => {
+      await storage.delete(request.ctx, request.params['*']);
+      return reply.code(204).send(null);
+    },
+  );
+
+  server.get(
+    '/api/v1/storage/list',
+    {
+      config: { permission: 'storage:file:read' },
+      schema: {
+        tags,
+        summary: 'List files under a prefix, in path order',
+        querystring: Type.Object(
+          {
+            prefix: Type.Optional(Type.String({ maxLength: 4096 })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+            cursor: Type.Optional(Type.String({ maxLength: 2048, pattern: '^[A-Za-z0-9_-]+$' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: responses({
+          200: Type.Object({
+            items: Type.Array(FileRef),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+        }),
+      },
+    },
+    async (request) => storage.list(request.ctx, request.query),
+  );
+
+  server.get(
+    '/api/v1/storage/signed-url/*',
+    {
+      config: { permission: 'storage:file:read' },
+      schema: {
+        tags,
+        summary: 'A URL that downloads (GET) or uploads (PUT, needs storage:file:write) without a credential',
+        params: WildcardPath,
+        querystring: Type.Object(
+          {
+            method: Type.Optional(Type.Union([Type.Literal('GET'), Type.Literal('PUT')], { default: 'GET' })),
+            expiresIn: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: 604_800, default: 3600, description: 'seconds' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: responses({
+          200: Type.Object({
+            url: Type.String(),
+            method: Type.Union([Type.Literal('GET'), Type.Literal('PUT')]),
+            expiresAt: Type.String({ format: 'date-time' }),
+          }),
+        }),
+      },
+    },
+    async (request) => {
+      const method = request.query.method ?? 'GET';
+      // signing an upload is writing
+      if (method === 'PUT') registry.authorize(request.ctx, 'storage:file:write');
+      const signed = await storage.signedUrl(request.ctx, request.params['*'], {
+        method,
+        expiresIn: request.query.expiresIn ?? 3600,
+      });
+      if (signed.url.startsWith('/')) {
+        const base = config.publicUrl ?? `${request.protocol}://${request.host}`;
+        signed.url = new URL(signed.url, base).toString();
+      }
+      return signed;
+    },
+  );
+
+  const CopyBody = Type.Object(
+    { from: Type.String({ maxLength: 4096 }), to: Type.String({ maxLength: 4096 }), overwrite: Overwrite },
+    { additionalProperties: false },
+  );
+  for (const action of ['copy', 'move'] as const) {
+    server.post(
+      `/api/v1/storage/${action}`,
+      {
+        config: { permission: 'storage:file:write' },
+        schema: {
+          tags,
+          summary: action === 'copy' ? 'Copy a file (server-side)' : 'Move or rename a file',
+          body: CopyBody,
+          response: responses({ 200: FileRef }),
+        },
+      },
+      async (request) => {
+        const { from, to, overwrite } = request.body;
+        return storage[action](request.ctx, from, to, { overwrite });
+      },
+    );
+  }
+
+  server.get(
+    '/api/v1/storage/usage',
+    {
+      config: { permission: 'storage:file:read' },
+      schema: {
+        tags,
+        summary: "The tenant's storage usage and limits",
+        response: responses({
+          200: Type.Object({
+            bytes: Type.Integer(),
+            objects: Type.Integer(),
+            quotaBytes: Type.Union([Type.Integer(), Type.Null()]),
+            maxFileSize: Type.Integer(),
+          }),
+        }),
+      },
+    },
+    async (request) => storage.usage(request.ctx),
+  );
+}
