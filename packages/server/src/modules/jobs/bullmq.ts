@@ -1,0 +1,141 @@
+import { DelayedError, type Job, Queue, Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { PlexicaError } from '../../infra/errors.js';
+import type { QueueDriver } from './driver.js';
+
+export interface BullMqDriverOptions {
+  redisUrl: string;
+  /** Key prefix of every queue (BullMQ's `prefix`). */
+  prefix: string;
+  logger: Logger;
+  leaseSeconds: number;
+  retryDelaySeconds: number;
+}
+
+interface Payload {
+  jobId: string;
+  tenantId: string;
+}
+
+/** How long a job of a tenant at its limit steps aside before it is looked at again. */
+const FAIRNESS_DELAY_MS = 250;
+
+/**
+ * Jobs on Redis with BullMQ. BullMQ cannot join a database transaction, so
+ * the service dispatches after its commit (and sweeps what a crash left).
+ * BullMQ's open-source edition has no groups: per-tenant fairness is a Redis
+ * counter per tenant and queue, and a job whose tenant is at its limit is moved
+ * back to the delayed set for a moment, leaving the slot to other tenants.
+ */
+export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
+  const { logger } = options;
+  // workers block on their own connection; BullMQ wants maxRetriesPerRequest null there
+  const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+  connection.on('error', (err) => logger.warn({ err: err.message }, 'job queue redis connection error'));
+  const counters = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
+  counters.on('error', () => {});
+  const queues = new Map<string, Queue<Payload>>();
+  const workers: Worker<Payload>[] = [];
+  // every worker of every process shares these (BullMQ requires it)
+  const lockDuration = options.leaseSeconds * 1000;
+
+  const queueFor = (name: string) => {
+    let queue = queues.get(name);
+    if (!queue) {
+      queue = new Queue<Payload>(name, { connection, prefix: options.prefix });
+      queues.set(name, queue);
+    }
+    return queue;
+  };
+  const unavailable = (err: unknown): never => {
+    throw new PlexicaError('PLX_JOBS_UNAVAILABLE', {
+      detail: 'the job engine (BullMQ on Redis) failed',
+      cause: err,
+    });
+  };
+
+  return {
+    kind: 'redis',
+    transactional: false,
+    async start() {
+      await Promise.all([connection.connect(), counters.connect()]).catch(unavailable);
+    },
+    async ensureQueue(name) {
+      queueFor(name);
+    },
+    async send(name, delivery) {
+      const job = await queueFor(name)
+        .add(
+          name,
+          { jobId: delivery.jobId, tenantId: delivery.tenantId },
+          {
+            // BullMQ: lower number = higher priority; ours: higher runs first
+            ...(delivery.priority !== 0 && { priority: Math.max(1, 101 - delivery.priority) }),
+            delay: Math.max(0, delivery.runAt.getTime() - Date.now()),
+            attempts: delivery.retryLimit + 1,
+            backoff: {
+              type: 'exponential',
+              delay: (delivery.retryDelaySeconds ?? options.retryDelaySeconds) * 1000,
+              jitter: 0.5,
+            },
+            removeOnComplete: { age: 86_400, count: 10_000 },
+            removeOnFail: { age: 7 * 86_400 },
+          },
+        )
+        .catch(unavailable);
+      return job.id!;
+    },
+    async work(name, { concurrency, tenantConcurrency }, handle) {
+      const worker = new Worker<Payload>(
+        name,
+        async (job: Job<Payload>, token?: string, signal?: AbortSignal) => {
+          const key = `tenant:${job.data.tenantId}:jobs:${name}:running`;
+          const running = await counters.incr(key);
+          await counters.pexpire(key, lockDuration * 2);
+          if (running > tenantConcurrency) {
+            await counters.decr(key);
+            await job.moveToDelayed(Date.now() + FAIRNESS_DELAY_MS, token);
+            throw new DelayedError();
+          }
+          try {
+            await handle({
+              jobId: job.data.jobId,
+              redeliveries: job.attemptsMade,
+              signal: signal ?? new AbortController().signal,
+            });
+          } finally {
+            await counters.decr(key);
+          }
+        },
+        {
+          connection,
+          prefix: options.prefix,
+          concurrency,
+          lockDuration,
+          stalledInterval: lockDuration / 2,
+          maxStalledCount: 5,
+        },
+      );
+      worker.on('error', (err) => logger.warn({ err: err.message, queue: name }, 'job worker error'));
+      workers.push(worker);
+    },
+    wake() {
+      // BullMQ workers block on Redis and wake on their own
+    },
+    async cancel(name, deliveryId) {
+      const job = await queueFor(name).getJob(deliveryId);
+      // an active (locked) job cannot be removed; the worker sees the cancelled row instead
+      await job?.remove().catch(() => {});
+    },
+    async stop(timeoutMs) {
+      const closing = Promise.all(workers.map((w) => w.close()));
+      const timer = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
+      await Promise.race([closing, timer]);
+      await Promise.all(workers.map((w) => w.close(true)));
+      await Promise.all([...queues.values()].map((q) => q.close()));
+      connection.disconnect();
+      counters.disconnect();
+    },
+  };
+}

@@ -1,0 +1,57 @@
+import type { Kysely } from 'kysely';
+import type { CoreDatabase } from '../../infra/database/index.js';
+
+/** One delivery of a job to a worker; the job itself lives in `core.jobs`. */
+export interface Delivery {
+  jobId: string;
+  tenantId: string;
+  priority: number;
+  runAt: Date;
+  /** Engine retries allowed after a failed or abandoned delivery. */
+  retryLimit: number;
+  /** First retry delay of this job's type (doubling, with jitter); undefined = the engine default. */
+  retryDelaySeconds?: number;
+}
+
+export interface Received {
+  jobId: string;
+  /** Deliveries of this job before this one (failed attempts and abandoned leases). */
+  redeliveries: number;
+  /** Aborted when the engine gives up on this delivery (shutdown, lost lease). */
+  signal: AbortSignal;
+}
+
+/**
+ * What the jobs module needs from a queue engine: durable, at-least-once
+ * delivery with leases, delayed delivery, priority, per-tenant fairness, and
+ * retry with exponential backoff and jitter when a handler throws.
+ */
+export interface QueueDriver {
+  readonly kind: 'postgres' | 'redis';
+  /** `send` can join a database transaction (postgres); otherwise deliveries follow the commit. */
+  readonly transactional: boolean;
+  start(): Promise<void>;
+  /** Creates the queue of a job type; idempotent. */
+  ensureQueue(queue: string): Promise<void>;
+  /**
+   * Hands a delivery to the engine. With `trx` (postgres) it commits with the
+   * caller's transaction. @returns the engine's id for it
+   */
+  send(queue: string, delivery: Delivery, trx?: Kysely<CoreDatabase>): Promise<string>;
+  /**
+   * Runs `handle` for each delivery, at most `concurrency` at a time in this
+   * process and `tenantConcurrency` per tenant across all workers. A rejection
+   * asks the engine to retry later; resolving settles the delivery.
+   */
+  work(
+    queue: string,
+    options: { concurrency: number; tenantConcurrency: number },
+    handle: (received: Received) => Promise<void>,
+  ): Promise<void>;
+  /** Wakes this process's workers of `queue` now instead of at their next poll. */
+  wake(queue: string): void;
+  /** Withdraws a delivery that has not started; a started one is left to the worker. */
+  cancel(queue: string, deliveryId: string): Promise<void>;
+  /** Stops fetching; waits up to `timeoutMs` for running handlers. */
+  stop(timeoutMs: number): Promise<void>;
+}

@@ -1,0 +1,217 @@
+import { Cron } from 'croner';
+import { type Kysely, type Selectable, sql } from 'kysely';
+import type { Logger } from 'pino';
+import { type RequestContext, requireTenant } from '../../context.js';
+import type { CoreDatabase } from '../../infra/database/index.js';
+import type { JobSchedulesTable } from '../../infra/database/tables.js';
+import { PlexicaError } from '../../infra/errors.js';
+import { toTenantRef } from '../tenants/service.js';
+import type { JobQueueService } from './service.js';
+
+export interface JobSchedule {
+  id: string;
+  type: string;
+  cron: string;
+  timezone: string | null;
+  data: unknown;
+  paused: boolean;
+  nextRunAt: string;
+  lastRunAt: string | null;
+  lastJobId: string | null;
+  createdAt: string;
+}
+
+export interface JobSchedulesService {
+  /** Seed 000 §7 `schedule`: a job of `type` at every tick of `cron` (5 or 6 fields, @daily…, a time zone). */
+  create(
+    ctx: RequestContext,
+    input: { type: string; cron: string; timezone?: string; data?: unknown },
+  ): Promise<JobSchedule>;
+  list(ctx: RequestContext): Promise<JobSchedule[]>;
+  setPaused(ctx: RequestContext, id: string, paused: boolean): Promise<JobSchedule>;
+  remove(ctx: RequestContext, id: string): Promise<void>;
+  /**
+   * Enqueues the job of every schedule due at `now`, once per tick however many
+   * schedulers call this at the same time. @returns jobs enqueued
+   */
+  tick(now?: Date): Promise<number>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The next run after `after`, or a precise error for an expression croner refuses. */
+function nextRun(cron: string, timezone: string | null, after: Date): Date {
+  let next: Date | null;
+  try {
+    next = new Cron(cron, { paused: true, ...(timezone && { timezone }) }).nextRun(after);
+  } catch (err) {
+    const message = (err as Error).message;
+    const field = /timezone/i.test(message) ? 'timezone' : 'cron';
+    throw new PlexicaError('PLX_JOB_CRON_INVALID', {
+      detail: message,
+      errors: [{ field, message: message.replace(/^Cron\w*: /, '') }],
+    });
+  }
+  if (!next) {
+    throw new PlexicaError('PLX_JOB_CRON_INVALID', {
+      detail: `"${cron}" never runs again`,
+      errors: [{ field: 'cron', message: 'has no future run' }],
+    });
+  }
+  return next;
+}
+
+const toSchedule = (row: Selectable<JobSchedulesTable>): JobSchedule => ({
+  id: row.id,
+  type: row.type,
+  cron: row.cron,
+  timezone: row.timezone,
+  data: row.data,
+  paused: row.paused,
+  nextRunAt: row.next_run_at.toISOString(),
+  lastRunAt: row.last_run_at?.toISOString() ?? null,
+  lastJobId: row.last_job_id,
+  createdAt: row.created_at.toISOString(),
+});
+
+export function createJobSchedulesService(options: {
+  db: Kysely<CoreDatabase>;
+  jobs: JobQueueService;
+  logger: Logger;
+}): JobSchedulesService {
+  const { db, jobs, logger } = options;
+
+  const load = async (ctx: RequestContext, id: string) => {
+    const tenant = requireTenant(ctx);
+    const row = UUID.test(id)
+      ? await db
+          .selectFrom('core.job_schedules')
+          .selectAll()
+          .where('id', '=', id)
+          .where('tenant_id', '=', tenant.id)
+          .executeTakeFirst()
+      : undefined;
+    if (!row) throw new PlexicaError('PLX_JOB_SCHEDULE_NOT_FOUND', { detail: `no schedule ${id}` });
+    return row;
+  };
+
+  return {
+    async create(ctx, { type, cron, timezone, data = {} }) {
+      const tenant = requireTenant(ctx);
+      jobs.check({ type, data });
+      const next = nextRun(cron, timezone ?? null, new Date());
+      const row = await db
+        .insertInto('core.job_schedules')
+        .values({
+          tenant_id: tenant.id,
+          type,
+          cron,
+          timezone: timezone ?? null,
+          data: JSON.stringify(data),
+          next_run_at: next,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toSchedule(row);
+    },
+
+    async list(ctx) {
+      const tenant = requireTenant(ctx);
+      const rows = await db
+        .selectFrom('core.job_schedules')
+        .selectAll()
+        .where('tenant_id', '=', tenant.id)
+        .orderBy('created_at')
+        .execute();
+      return rows.map(toSchedule);
+    },
+
+    async setPaused(ctx, id, paused) {
+      const row = await load(ctx, id);
+      const updated = await db
+        .updateTable('core.job_schedules')
+        .set({
+          paused,
+          // resuming starts from the next tick, not from the ticks missed while paused
+          ...(!paused && { next_run_at: nextRun(row.cron, row.timezone, new Date()) }),
+          updated_at: sql<Date>`now()`,
+        })
+        .where('id', '=', row.id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      return toSchedule(updated);
+    },
+
+    async remove(ctx, id) {
+      const row = await load(ctx, id);
+      await db.deleteFrom('core.job_schedules').where('id', '=', row.id).execute();
+    },
+
+    async tick(now = new Date()) {
+      const due = await db
+        .selectFrom('core.job_schedules')
+        .select('type')
+        .distinct()
+        .where('paused', '=', false)
+        .where('next_run_at', '<=', now)
+        .execute();
+      if (due.length === 0) return 0;
+      await jobs.prepare(due.map((d) => d.type));
+      const enqueued = await db.transaction().execute(async (trx) => {
+        // SKIP LOCKED: a schedule another scheduler is enqueuing right now is its, not ours
+        const rows = await trx
+          .selectFrom('core.job_schedules')
+          .selectAll()
+          .where('paused', '=', false)
+          .where('next_run_at', '<=', now)
+          .orderBy('next_run_at')
+          .limit(500)
+          .forUpdate()
+          .skipLocked()
+          .execute();
+        const ids: string[] = [];
+        for (const row of rows) {
+          // through the transaction: on the embedded database it holds the only connection
+          const tenant = await trx
+            .selectFrom('core.tenants')
+            .select(['id', 'slug', 'settings', 'status'])
+            .where('id', '=', row.tenant_id)
+            .executeTakeFirst();
+          if (!tenant || tenant.status === 'deleted') continue;
+          const ctx: RequestContext = {
+            traceId: `schedule:${row.id}`,
+            principal: null,
+            tenant: toTenantRef(tenant),
+          };
+          // the key makes a tick's job unique even if two schedulers read the same row
+          const job = await jobs.enqueueIn(trx, ctx, {
+            type: row.type,
+            data: row.data,
+            idempotencyKey: `schedule:${row.id}:${row.next_run_at.toISOString()}`,
+          });
+          let next: Date;
+          try {
+            next = nextRun(row.cron, row.timezone, now);
+          } catch (err) {
+            logger.error({ err, scheduleId: row.id }, 'schedule has no next run; pausing it');
+            await trx
+              .updateTable('core.job_schedules')
+              .set({ paused: true })
+              .where('id', '=', row.id)
+              .execute();
+            continue;
+          }
+          await trx
+            .updateTable('core.job_schedules')
+            .set({ next_run_at: next, last_run_at: now, last_job_id: job.id, updated_at: sql<Date>`now()` })
+            .where('id', '=', row.id)
+            .execute();
+          ids.push(job.id);
+        }
+        return ids;
+      });
+      await jobs.committed(enqueued);
+      return enqueued.length;
+    },
+  };
+}
