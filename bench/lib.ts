@@ -1,13 +1,12 @@
 import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import pg from 'pg';
 import { type App, createApp } from '../packages/server/src/app.js';
 import { loadConfig, type PlexicaConfig } from '../packages/server/src/config.js';
+import { createScratchDatabase } from '../packages/server/test/scratch-database.js';
 
 export type Engine = 'pglite' | 'postgres';
 export const ENGINES: Engine[] = ['pglite', 'postgres'];
@@ -37,20 +36,9 @@ export async function startApp(engine: Engine, overrides: Partial<PlexicaConfig>
     }
     await cp(path.join(template, 'pgdata'), path.join(dataDir, 'pgdata'), { recursive: true });
   } else {
-    const name = `plx_bench_${randomBytes(5).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    const url = new URL(PG_ADMIN_URL);
-    url.pathname = `/${name}`;
-    databaseUrl = url.toString();
-    drop = async () => {
-      const client = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await client.connect();
-      await client.query(`drop database if exists ${name} with (force)`);
-      await client.end();
-    };
+    const scratch = await createScratchDatabase(PG_ADMIN_URL, 'plx_bench');
+    databaseUrl = scratch.url;
+    drop = scratch.drop;
   }
   const app: App = await createApp(
     loadConfig(

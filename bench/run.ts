@@ -1,13 +1,17 @@
 import { eventLoop } from './event-loop.js';
 import { httpLatency } from './http-latency.js';
+import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
 import { provisioning } from './provisioning.js';
+import { storage } from './storage.js';
 
 /** `npm run bench [-- name]`: runs every benchmark, or those whose name contains the argument. */
 const benchmarks: Record<string, () => Promise<void>> = {
   'http-latency': httpLatency,
   provisioning,
   'event-loop': eventLoop,
+  storage,
+  jobs,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

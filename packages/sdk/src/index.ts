@@ -11,6 +11,62 @@ export type AuditEvent = components['schemas']['AuditEvent'];
 export type IdentityProvider =
   paths['/api/v1/identity-provider']['get']['responses'][200]['content']['application/json'];
 export type Problem = components['schemas']['Problem'];
+export type StoredFile = components['schemas']['File'];
+export type Job = components['schemas']['Job'];
+
+/** Bytes sent so far, and the total when it is known up front. */
+export interface UploadProgress {
+  loaded: number;
+  total: number | undefined;
+}
+
+export interface UploadOptions {
+  contentType?: string;
+  /** false: fail with PLX_STORAGE_FILE_EXISTS instead of replacing a file. */
+  overwrite?: boolean;
+  /** Called as the body is handed to the network, at most once per chunk. */
+  onProgress?: (progress: UploadProgress) => void;
+  /** Cancels the upload; the server keeps the previous file, if any. */
+  signal?: AbortSignal;
+}
+
+type UploadBody = Blob | Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>;
+
+const CHUNK = 64 * 1024;
+
+/** A stream over `body` that reports how much of it was read. */
+function counting(body: UploadBody, onProgress: UploadOptions['onProgress']): ReadableStream<Uint8Array> {
+  const total = body instanceof Blob ? body.size : body instanceof Uint8Array ? body.byteLength : undefined;
+  let source: AsyncIterator<Uint8Array>;
+  if (body instanceof Uint8Array) {
+    source = (function* () {
+      for (let i = 0; i < body.byteLength; i += CHUNK) yield body.subarray(i, i + CHUNK);
+    })() as unknown as AsyncIterator<Uint8Array>;
+  } else if (body instanceof Blob) {
+    source = (body.stream() as unknown as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  } else {
+    source = (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+  }
+  let loaded = 0;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await source.next();
+      if (next.done) {
+        controller.close();
+        return;
+      }
+      loaded += next.value.byteLength;
+      controller.enqueue(next.value);
+      onProgress?.({ loaded, total });
+    },
+    async cancel(reason) {
+      await source.return?.(reason);
+    },
+  });
+}
+
+/** `a/b c.txt` → `a/b%20c.txt`: each segment encoded, the slashes kept. */
+const encodePath = (path: string) => path.split('/').map(encodeURIComponent).join('/');
 
 type Body<P extends keyof paths, M extends keyof paths[P]> = paths[P][M] extends {
   requestBody?: { content: { 'application/json': infer B } };
@@ -45,6 +101,13 @@ export class PlexicaApiError extends Error {
   }
 }
 
+/** JSON of a 2xx response, or the problem document thrown as PlexicaApiError. */
+async function parsed<T>(response: Response): Promise<T> {
+  const body = (await response.json().catch(() => ({}))) as T & Partial<Problem>;
+  if (!response.ok) throw new PlexicaApiError(response.status, String(body.code ?? 'UNKNOWN'), body);
+  return body;
+}
+
 async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; response: Response }>): Promise<T> {
   const { data, error, response } = await call;
   if (!response.ok) {
@@ -66,6 +129,8 @@ async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; response: Re
 export function createClient(options: ClientOptions) {
   let token = options.token;
   let tenant = options.tenant;
+  const send = options.fetch ?? fetch;
+  const baseUrl = options.baseUrl.replace(/\/+$/, '');
   const api = createFetchClient<paths>({
     baseUrl: options.baseUrl,
     ...(options.fetch && { fetch: options.fetch }),
@@ -134,6 +199,75 @@ export function createClient(options: ClientOptions) {
         unwrap(api.PATCH('/api/v1/roles/{key}', { params: { path: { key } }, body })),
       remove: (key: string) => unwrap(api.DELETE('/api/v1/roles/{key}', { params: { path: { key } } })),
       permissions: () => unwrap(api.GET('/api/v1/permissions')),
+    },
+    storage: {
+      /**
+       * Streams `body` to `path` in the caller's tenant, reporting progress.
+       * @example await plexica.storage.upload('avatars/me.png', file, { onProgress: (p) => bar.update(p.loaded) })
+       */
+      async upload(path: string, body: UploadBody, options: UploadOptions = {}): Promise<StoredFile> {
+        const query = new URLSearchParams({ path });
+        if (options.overwrite === false) query.set('overwrite', 'false');
+        const headers = new Headers({ 'content-type': options.contentType ?? 'application/octet-stream' });
+        if (token) headers.set('authorization', `Bearer ${token}`);
+        if (tenant) headers.set('x-tenant-id', tenant);
+        const response = await send(`${baseUrl}/api/v1/storage/upload?${query}`, {
+          method: 'POST',
+          headers,
+          body: counting(body, options.onProgress),
+          signal: options.signal,
+          duplex: 'half',
+        } as RequestInit);
+        return parsed<StoredFile>(response);
+      },
+      /** The raw response, so the body can be streamed; `range` like `bytes=0-1023`. */
+      async download(
+        path: string,
+        options: { range?: string; signal?: AbortSignal } = {},
+      ): Promise<Response> {
+        const headers = new Headers();
+        if (token) headers.set('authorization', `Bearer ${token}`);
+        if (tenant) headers.set('x-tenant-id', tenant);
+        if (options.range) headers.set('range', options.range);
+        const response = await send(`${baseUrl}/api/v1/storage/download/${encodePath(path)}`, {
+          headers,
+          signal: options.signal,
+        });
+        if (!response.ok) await parsed(response);
+        return response;
+      },
+      info: (path: string) => unwrap(api.GET('/api/v1/storage/info/{path}', { params: { path: { path } } })),
+      list: (query: Query<'/api/v1/storage/list', 'get'> = {}) =>
+        unwrap(api.GET('/api/v1/storage/list', { params: { query } })),
+      remove: (path: string) => unwrap(api.DELETE('/api/v1/storage/{path}', { params: { path: { path } } })),
+      copy: (body: Body<'/api/v1/storage/copy', 'post'>) =>
+        unwrap(api.POST('/api/v1/storage/copy', { body })),
+      move: (body: Body<'/api/v1/storage/move', 'post'>) =>
+        unwrap(api.POST('/api/v1/storage/move', { body })),
+      usage: () => unwrap(api.GET('/api/v1/storage/usage')),
+      /** A URL that works without a credential until it expires (GET downloads, PUT uploads). */
+      signedUrl: (path: string, query: Query<'/api/v1/storage/signed-url/{path}', 'get'> = {}) =>
+        unwrap(api.GET('/api/v1/storage/signed-url/{path}', { params: { path: { path }, query } })),
+    },
+    jobs: {
+      /** `idempotencyKey` in the body returns the first job for a repeated key. */
+      enqueue: (body: Body<'/api/v1/jobs', 'post'>) => unwrap(api.POST('/api/v1/jobs', { body })),
+      enqueueBulk: (jobs: Body<'/api/v1/jobs', 'post'>[]) =>
+        unwrap(api.POST('/api/v1/jobs/bulk', { body: { jobs } })),
+      list: (query: Query<'/api/v1/jobs', 'get'> = {}) =>
+        unwrap(api.GET('/api/v1/jobs', { params: { query } })),
+      get: (jobId: string) => unwrap(api.GET('/api/v1/jobs/{id}', id(jobId))),
+      cancel: (jobId: string) => unwrap(api.DELETE('/api/v1/jobs/{id}', id(jobId))),
+      retry: (jobId: string) => unwrap(api.POST('/api/v1/jobs/{id}/retry', id(jobId))),
+      types: () => unwrap(api.GET('/api/v1/jobs/types')),
+      /** A job at every tick of `cron` (5 or 6 fields, @daily…), in `timezone` when given. */
+      schedule: (body: Body<'/api/v1/jobs/schedule', 'post'>) =>
+        unwrap(api.POST('/api/v1/jobs/schedule', { body })),
+      schedules: () => unwrap(api.GET('/api/v1/jobs/schedules')),
+      pauseSchedule: (scheduleId: string, paused = true) =>
+        unwrap(api.PATCH('/api/v1/jobs/schedules/{id}', { ...id(scheduleId), body: { paused } })),
+      removeSchedule: (scheduleId: string) =>
+        unwrap(api.DELETE('/api/v1/jobs/schedules/{id}', id(scheduleId))),
     },
     auditEvents: {
       list: (query: Query<'/api/v1/audit-events', 'get'> = {}) =>

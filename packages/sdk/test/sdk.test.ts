@@ -60,4 +60,45 @@ describe('@plexica/sdk', () => {
     expect(error).toBeInstanceOf(PlexicaApiError);
     expect(error).toMatchObject({ status: 401, code: 'PLX_AUTH_INVALID_CREDENTIALS' });
   });
+
+  it('uploads with progress, downloads ranges and manages files', async () => {
+    const admin = createClient({ baseUrl });
+    admin.setToken((await admin.auth.login({ email: ADMIN.email, password: ADMIN.password })).accessToken);
+    await admin.tenants.create({ slug: 'sdk-files', name: 'SDK Files' });
+    admin.setTenant('sdk-files');
+
+    const body = new Uint8Array(300 * 1024).fill(65);
+    const seen: number[] = [];
+    const file = await admin.storage.upload('docs/a b.txt', body, {
+      contentType: 'text/plain',
+      onProgress: ({ loaded, total }) => {
+        seen.push(loaded);
+        expect(total).toBe(body.byteLength);
+      },
+    });
+    expect(file).toMatchObject({ path: 'docs/a b.txt', size: body.byteLength, contentType: 'text/plain' });
+    expect(seen.length).toBeGreaterThan(1);
+    expect(seen.at(-1)).toBe(body.byteLength);
+
+    const part = await admin.storage.download('docs/a b.txt', { range: 'bytes=0-9' });
+    expect(part.status).toBe(206);
+    expect(await part.text()).toBe('AAAAAAAAAA');
+    expect((await admin.storage.info('docs/a b.txt')).etag).toBe(file.etag);
+    expect((await admin.storage.list({ prefix: 'docs/' })).items.map((f) => f.path)).toEqual([
+      'docs/a b.txt',
+    ]);
+    await admin.storage.move({ from: 'docs/a b.txt', to: 'docs/c.txt' });
+    const signed = await admin.storage.signedUrl('docs/c.txt', { expiresIn: 60 });
+    expect(await (await fetch(signed.url)).text()).toHaveLength(body.byteLength);
+    expect(await admin.storage.usage()).toMatchObject({ bytes: body.byteLength, objects: 1 });
+    await admin.storage.remove('docs/c.txt');
+    const error = await admin.storage.download('docs/c.txt').catch((err: unknown) => err);
+    expect(error).toMatchObject({ status: 404, code: 'PLX_STORAGE_FILE_NOT_FOUND' });
+    const existing = await admin.storage.upload('x.txt', new Uint8Array([1]));
+    const refused = await admin.storage
+      .upload('x.txt', new Uint8Array([2]), { overwrite: false })
+      .catch((err: unknown) => err);
+    expect(refused).toMatchObject({ status: 409, code: 'PLX_STORAGE_FILE_EXISTS' });
+    expect(existing.size).toBe(1);
+  });
 });

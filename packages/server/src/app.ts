@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import path from 'node:path';
 import { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { type Logger, pino } from 'pino';
@@ -36,10 +37,25 @@ import { userRoutes } from './modules/identity/routes/users.js';
 import { createSessionsService, type SessionsService } from './modules/identity/sessions.js';
 import { createTokenIssuer, type TokenIssuer } from './modules/identity/tokens.js';
 import { createUsersService, type UsersService } from './modules/identity/users.js';
+import { createBullMqDriver } from './modules/jobs/bullmq.js';
+import { jobSchedulesMigrations, jobsMigrations } from './modules/jobs/migrations.js';
+import { JOBS_PERMISSIONS } from './modules/jobs/permissions.js';
+import { createPgBossDriver } from './modules/jobs/pg-boss.js';
+import { jobRoutes } from './modules/jobs/routes.js';
+import { createJobSchedulesService, type JobSchedulesService } from './modules/jobs/schedules.js';
+import { createJobQueueService, type JobQueueService } from './modules/jobs/service.js';
 import { PermissionRegistry } from './modules/permissions/registry.js';
 import { resolveMasterKeys } from './modules/secrets/master-key.js';
 import { secretsMigrations } from './modules/secrets/migrations.js';
 import { createSecretsService, type SecretsService } from './modules/secrets/service.js';
+import type { BlobStore } from './modules/storage/driver.js';
+import { createFilesystemBlobStore } from './modules/storage/filesystem.js';
+import { storageTenantMigrations } from './modules/storage/migrations.js';
+import { STORAGE_PERMISSIONS } from './modules/storage/permissions.js';
+import { storageRoutes } from './modules/storage/routes.js';
+import { createS3BlobStore } from './modules/storage/s3.js';
+import { createStorageService, type StorageService } from './modules/storage/service.js';
+import { createUrlSigner } from './modules/storage/signing.js';
 import { tenantsMigrations } from './modules/tenants/migrations.js';
 import { tenantRoutes } from './modules/tenants/routes.js';
 import { createTenantsService, type TenantsService } from './modules/tenants/service.js';
@@ -50,9 +66,11 @@ export const CORE_MIGRATIONS: Migration[] = [
   ...secretsMigrations,
   ...identityMigrations,
   ...idempotencyMigrations,
+  ...jobsMigrations,
+  ...jobSchedulesMigrations,
 ];
 /** Migrations of every `tenant_{slug}` schema. */
-export const TENANT_MIGRATIONS: Migration[] = [...auditTenantMigrations];
+export const TENANT_MIGRATIONS: Migration[] = [...auditTenantMigrations, ...storageTenantMigrations];
 
 export interface Services {
   tenants: TenantsService;
@@ -64,6 +82,9 @@ export interface Services {
   secrets: SecretsService;
   audit: AuditService;
   tokens: TokenIssuer;
+  storage: StorageService;
+  jobs: JobQueueService;
+  schedules: JobSchedulesService;
 }
 
 export interface App {
@@ -73,9 +94,11 @@ export interface App {
   server: Server;
   registry: PermissionRegistry;
   services: Services;
+  /** Where file contents live (filesystem or S3). */
+  blobStore: BlobStore;
   /** Set when this start created the first super admin with a generated password. */
   bootstrap: { email: string; generatedPassword?: string } | undefined;
-  /** Runs the roles in `config.role`: HTTP for api, the purge loop for scheduler. @returns the URL when listening */
+  /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, the purge loop for scheduler. @returns the URL when listening */
   start(): Promise<string | undefined>;
   /** Graceful: stop accepting, finish in-flight requests, stop loops, close engines. */
   close(): Promise<void>;
@@ -126,12 +149,29 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     const masterKeys = await resolveMasterKeys(config, logger);
     const registry = new PermissionRegistry();
     registry.register('core', CORE_PERMISSIONS);
+    registry.register('storage', STORAGE_PERMISSIONS);
+    registry.register('jobs', JOBS_PERMISSIONS);
+
+    const store = createBlobStore(config);
+    closers.push(() => store.close());
+    const storage = createStorageService({
+      db,
+      store,
+      signer: createUrlSigner(masterKeys),
+      limits: {
+        maxFileSize: config.storageMaxFileSize,
+        quotaBytes: config.storageQuotaBytes,
+        signedUrlMaxSeconds: config.storageSignedUrlMaxSeconds,
+      },
+      logger,
+    });
 
     const tenants = createTenantsService({
       db,
       logger,
       tenantMigrations: TENANT_MIGRATIONS,
       retentionDays: config.tenantRetentionDays,
+      hooks: [storage.lifecycle],
     });
     if (config.migrateOnStart) {
       const applied = await migrateCore(db);
@@ -171,6 +211,29 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       registry,
       logger,
     });
+    const jobs = createJobQueueService({
+      db,
+      logger,
+      driver:
+        config.jobsDriver === 'redis'
+          ? createBullMqDriver({
+              redisUrl: config.redisUrl!,
+              prefix: config.jobsRedisPrefix,
+              logger,
+              leaseSeconds: config.jobsLeaseSeconds,
+              retryDelaySeconds: config.jobsRetryDelaySeconds,
+            })
+          : createPgBossDriver({
+              db,
+              embedded: database.kind === 'pglite',
+              logger,
+              leaseSeconds: config.jobsLeaseSeconds,
+              retryDelaySeconds: config.jobsRetryDelaySeconds,
+              pollingIntervalSeconds: config.jobsPollIntervalSeconds,
+            }),
+    });
+    closers.push(() => jobs.stop(config.shutdownTimeoutMs));
+    const schedules = createJobSchedulesService({ db, jobs, logger });
     const services: Services = {
       tenants,
       users,
@@ -181,6 +244,9 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       secrets,
       audit,
       tokens,
+      storage,
+      jobs,
+      schedules,
     };
 
     const bootstrap = await bootstrapSuperAdmin(db, config, logger);
@@ -217,7 +283,10 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       rateLimits,
       idempotency,
     });
-    const checks: Record<string, () => Promise<number>> = { database: () => database.ping() };
+    const checks: Record<string, () => Promise<number>> = {
+      database: () => database.ping(),
+      storage: () => store.ping(),
+    };
     if (redis) {
       const client = redis;
       checks.redis = async () => {
@@ -239,9 +308,14 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     await userRoutes(server, { users, sessions, tenants });
     await accessRoutes(server, { apiKeys, roles, providers, registry });
     await auditRoutes(server, { audit });
+    await storageRoutes(server, { storage, tenants, registry, config });
+    await jobRoutes(server, { jobs, schedules });
     await server.ready();
 
     let purgeTimer: NodeJS.Timeout | undefined;
+    let cronTimer: NodeJS.Timeout | undefined;
+    let sweepTimer: NodeJS.Timeout | undefined;
+    let tickInFlight: Promise<unknown> | undefined;
     let closing: Promise<void> | undefined;
     return {
       config,
@@ -250,9 +324,11 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       server,
       registry,
       services,
+      blobStore: store,
       bootstrap,
       async start() {
-        const roles = config.role === 'all' ? ['api', 'scheduler'] : [config.role];
+        const roles = config.role === 'all' ? ['api', 'scheduler', 'worker'] : [config.role];
+        if (roles.includes('worker')) await jobs.start();
         if (roles.includes('scheduler')) {
           const purge = () =>
             Promise.all([tenants.purgeExpired(), idempotency.purgeExpired()]).catch((err: unknown) =>
@@ -261,6 +337,21 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
           purgeTimer = setInterval(purge, config.purgeIntervalSeconds * 1000);
           purgeTimer.unref();
           void purge();
+          // cron ticks: every second; each due schedule is enqueued by exactly one scheduler
+          cronTimer = setInterval(() => {
+            tickInFlight ??= schedules
+              .tick()
+              .catch((err: unknown) => logger.error({ err }, 'cron tick failed; retrying next second'))
+              .finally(() => {
+                tickInFlight = undefined;
+              });
+          }, 1000);
+          cronTimer.unref();
+          // jobs whose delivery a crash interrupted (engines that cannot join a transaction)
+          sweepTimer = setInterval(() => {
+            jobs.sweep().catch((err: unknown) => logger.error({ err }, 'job sweep failed'));
+          }, 30_000);
+          sweepTimer.unref();
         }
         if (roles.includes('api')) return server.listen({ port: config.port, host: config.host });
         return undefined;
@@ -268,6 +359,9 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       close() {
         closing ??= (async () => {
           clearInterval(purgeTimer);
+          clearInterval(cronTimer);
+          clearInterval(sweepTimer);
+          await tickInFlight;
           await server.close();
           for (const close of closers.reverse()) await close();
         })();
@@ -278,6 +372,23 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     for (const close of closers.reverse()) await close().catch(() => {});
     throw err;
   }
+}
+
+/** The blob store `config.storageDriver` names. */
+export function createBlobStore(config: PlexicaConfig) {
+  if (config.storageDriver === 's3') {
+    return createS3BlobStore({
+      endpoint: config.s3Endpoint,
+      region: config.s3Region,
+      accessKeyId: config.s3AccessKeyId,
+      secretAccessKey: config.s3SecretAccessKey,
+      forcePathStyle: config.s3ForcePathStyle,
+      mode: config.s3BucketMode,
+      bucket: config.s3Bucket,
+      bucketPrefix: config.s3BucketPrefix ?? '',
+    });
+  }
+  return createFilesystemBlobStore(config.storageDir ?? path.join(config.dataDir, 'storage'));
 }
 
 /**

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { type App, createApp, migrateCore } from './app.js';
+import { addJobCommands } from './cli-jobs.js';
 import { ConfigError, loadConfig, type PlexicaConfig, ROLES, type Role } from './config.js';
 import { isPlexicaError } from './infra/errors.js';
 
@@ -142,6 +143,7 @@ export function buildCli(): Command {
       console.log(randomBytes(32).toString('base64'));
     });
 
+  addJobCommands(program);
   return program;
 }
 
@@ -151,6 +153,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) console.error(err.message);
     else if (isPlexicaError(err)) console.error(`${err.code}: ${err.message}`);
+    else if (err instanceof Error) console.error(err.message);
     else console.error(err);
     process.exit(1);
   }

@@ -4,6 +4,9 @@ import path from 'node:path';
 /** Roles one `plexica` process can play; `all` runs every role in one process. */
 export const ROLES = ['all', 'api', 'worker', 'scheduler'] as const;
 export type Role = (typeof ROLES)[number];
+export const JOBS_DRIVERS = ['postgres', 'redis'] as const;
+export const STORAGE_DRIVERS = ['filesystem', 's3'] as const;
+export const S3_BUCKET_MODES = ['bucket', 'prefix'] as const;
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 export interface PlexicaConfig {
@@ -32,6 +35,25 @@ export interface PlexicaConfig {
   purgeIntervalSeconds: number;
   migrateOnStart: boolean;
   shutdownTimeoutMs: number;
+  publicUrl: string | undefined;
+  storageDriver: (typeof STORAGE_DRIVERS)[number];
+  storageDir: string | undefined;
+  storageMaxFileSize: number;
+  storageQuotaBytes: number;
+  storageSignedUrlMaxSeconds: number;
+  s3Endpoint: string | undefined;
+  s3Region: string;
+  s3AccessKeyId: string | undefined;
+  s3SecretAccessKey: string | undefined;
+  s3ForcePathStyle: boolean;
+  s3BucketMode: (typeof S3_BUCKET_MODES)[number];
+  s3Bucket: string | undefined;
+  s3BucketPrefix: string | undefined;
+  jobsDriver: (typeof JOBS_DRIVERS)[number];
+  jobsRedisPrefix: string;
+  jobsLeaseSeconds: number;
+  jobsPollIntervalSeconds: number;
+  jobsRetryDelaySeconds: number;
 }
 
 type Kind =
@@ -86,7 +108,7 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
   redisUrl: {
     env: 'PLEXICA_REDIS_URL',
     kind: { type: 'url', protocols: ['redis:', 'rediss:'] },
-    description: 'Redis URL; unset = in-memory rate limits',
+    description: 'Redis URL: shared rate limits (unset = in-memory), and jobs with PLEXICA_JOBS_DRIVER=redis',
   },
   adminEmail: {
     env: 'PLEXICA_ADMIN_EMAIL',
@@ -195,6 +217,117 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
     default: 10_000,
     description: 'Longest wait for in-flight work on shutdown',
   },
+  publicUrl: {
+    env: 'PLEXICA_PUBLIC_URL',
+    kind: { type: 'url', protocols: ['http:', 'https:'] },
+    description: 'Base URL clients reach this server at, for signed URLs; unset = taken from the request',
+  },
+  storageDriver: {
+    env: 'PLEXICA_STORAGE_DRIVER',
+    kind: { type: 'enum', values: STORAGE_DRIVERS },
+    default: 'filesystem',
+    description: 'Where file contents live: the data dir, or any S3 API',
+  },
+  storageDir: {
+    env: 'PLEXICA_STORAGE_DIR',
+    kind: { type: 'string' },
+    description:
+      'Root of the filesystem driver (default <data dir>/storage); one directory tenant-{id} per tenant',
+  },
+  storageMaxFileSize: {
+    env: 'PLEXICA_STORAGE_MAX_FILE_SIZE',
+    kind: { type: 'int', min: 1, max: 5 * 1024 ** 4 },
+    default: 5 * 1024 ** 3,
+    description: 'Largest file in bytes (a tenant may override: settings.storageMaxFileSize)',
+  },
+  storageQuotaBytes: {
+    env: 'PLEXICA_STORAGE_QUOTA',
+    kind: { type: 'int', min: 0, max: Number.MAX_SAFE_INTEGER },
+    default: 0,
+    description:
+      'Bytes each tenant may store, 0 = unlimited (a tenant may override: settings.storageQuotaBytes)',
+  },
+  storageSignedUrlMaxSeconds: {
+    env: 'PLEXICA_STORAGE_SIGNED_URL_MAX_TTL',
+    kind: { type: 'int', min: 1, max: 604_800 },
+    default: 604_800,
+    description: 'Longest lifetime of a signed URL in seconds (S3 allows 7 days)',
+  },
+  s3Endpoint: {
+    env: 'PLEXICA_S3_ENDPOINT',
+    kind: { type: 'url', protocols: ['http:', 'https:'] },
+    description: 'S3 endpoint (MinIO, R2, …); unset = AWS for the region',
+  },
+  s3Region: {
+    env: 'PLEXICA_S3_REGION',
+    kind: { type: 'string' },
+    default: 'us-east-1',
+    description: 'S3 region',
+  },
+  s3AccessKeyId: {
+    env: 'PLEXICA_S3_ACCESS_KEY_ID',
+    kind: { type: 'string' },
+    description: 'S3 access key; unset = the AWS default credential chain',
+  },
+  s3SecretAccessKey: {
+    env: 'PLEXICA_S3_SECRET_ACCESS_KEY',
+    kind: { type: 'string' },
+    description: 'S3 secret key',
+  },
+  s3ForcePathStyle: {
+    env: 'PLEXICA_S3_FORCE_PATH_STYLE',
+    kind: { type: 'bool' },
+    default: false,
+    description: 'Path-style S3 URLs (MinIO needs true)',
+  },
+  s3BucketMode: {
+    env: 'PLEXICA_S3_BUCKET_MODE',
+    kind: { type: 'enum', values: S3_BUCKET_MODES },
+    default: 'bucket',
+    description: 'bucket: a bucket tenant-{id} per tenant; prefix: prefix tenant-{id}/ in PLEXICA_S3_BUCKET',
+  },
+  s3Bucket: {
+    env: 'PLEXICA_S3_BUCKET',
+    kind: { type: 'string' },
+    description: 'The shared bucket in prefix mode',
+  },
+  s3BucketPrefix: {
+    env: 'PLEXICA_S3_BUCKET_PREFIX',
+    kind: { type: 'string' },
+    description: 'Put before tenant-{id} in bucket names (bucket names are global on AWS), e.g. acme-prod-',
+  },
+  jobsDriver: {
+    env: 'PLEXICA_JOBS_DRIVER',
+    kind: { type: 'enum', values: JOBS_DRIVERS },
+    default: 'postgres',
+    description:
+      'Job engine: pg-boss in the database (embedded or PostgreSQL), or BullMQ on PLEXICA_REDIS_URL',
+  },
+  jobsRedisPrefix: {
+    env: 'PLEXICA_JOBS_REDIS_PREFIX',
+    kind: { type: 'string' },
+    default: 'plexica',
+    description: 'Key prefix of the BullMQ queues in Redis',
+  },
+  jobsLeaseSeconds: {
+    env: 'PLEXICA_JOBS_LEASE_SECONDS',
+    // pg-boss heartbeats no faster than every 5 s (half of a 10 s lease)
+    kind: { type: 'int', min: 10, max: 3600 },
+    default: 30,
+    description: 'A worker that stops heartbeating for this long (crashed) loses its job to another worker',
+  },
+  jobsPollIntervalSeconds: {
+    env: 'PLEXICA_JOBS_POLL_INTERVAL',
+    kind: { type: 'int', min: 1, max: 60 },
+    default: 2,
+    description: 'How often idle workers look for jobs enqueued by other processes',
+  },
+  jobsRetryDelaySeconds: {
+    env: 'PLEXICA_JOBS_RETRY_DELAY',
+    kind: { type: 'int', min: 1, max: 3600 },
+    default: 2,
+    description: 'First retry delay of a failed job; doubles per attempt, with jitter, up to an hour',
+  },
 };
 
 /** Thrown at boot; the message names every bad key. */
@@ -276,6 +409,7 @@ export function loadConfig(
   }
   const knownEnv = new Set(Object.values(OPTIONS).map((o) => o.env));
   knownEnv.add('PLEXICA_CONFIG');
+  knownEnv.add('PLEXICA_TOKEN'); // the CLI's credential for `plexica jobs`
   for (const name of Object.keys(env)) {
     if (name.startsWith('PLEXICA_') && !knownEnv.has(name)) problems.push(`${name}: unknown setting`);
   }
@@ -299,6 +433,19 @@ export function loadConfig(
     if (problem) problems.push(`${source.name}: ${problem}`);
     else config[key] = value;
   }
+  if (config.storageDriver === 's3') {
+    if (config.s3BucketMode === 'prefix' && !config.s3Bucket)
+      problems.push('PLEXICA_S3_BUCKET: required when PLEXICA_S3_BUCKET_MODE is prefix');
+    if (Boolean(config.s3AccessKeyId) !== Boolean(config.s3SecretAccessKey))
+      problems.push('PLEXICA_S3_ACCESS_KEY_ID and PLEXICA_S3_SECRET_ACCESS_KEY: give both or neither');
+    const prefix = config.s3BucketPrefix as string | undefined;
+    if (prefix && !/^[a-z0-9][a-z0-9.-]{0,18}$/.test(prefix))
+      problems.push(
+        'PLEXICA_S3_BUCKET_PREFIX: lowercase letters, digits, "." and "-", at most 19 characters',
+      );
+  }
+  if (config.jobsDriver === 'redis' && !config.redisUrl)
+    problems.push('PLEXICA_REDIS_URL: required when PLEXICA_JOBS_DRIVER is redis');
   if (problems.length > 0) throw new ConfigError(problems);
   const result = config as unknown as PlexicaConfig;
   result.dataDir = path.resolve(result.dataDir);

@@ -1,3 +1,4 @@
+import type { TenantSettings } from './infra/database/tables.js';
 import { PlexicaError } from './infra/errors.js';
 
 /**
@@ -22,7 +23,7 @@ export interface TenantRef {
   slug: string;
   /** `tenant_{slug}` with `-` → `_`. */
   schema: string;
-  settings: { rateLimitUser?: number; rateLimitTenant?: number };
+  settings: TenantSettings;
 }
 
 export interface RequestContext {

@@ -29,13 +29,7 @@ for (const kind of DATABASES) {
     beforeAll(async () => {
       t = await createTestApp(kind, { bodyLimit: 2048 });
       tenant = await t.createTenant('bad-input');
-      await t.request({
-        method: 'POST',
-        url: '/api/v1/users',
-        token: tenant.adminToken,
-        body: { email: 'member@bad.test', password: 'member-password-1' },
-      });
-      member = await t.login('member@bad.test', 'member-password-1', 'bad-input');
+      member = await t.createMember('bad-input', tenant.adminToken, 'member@bad.test');
     });
     afterAll(async () => {
       await t?.close();

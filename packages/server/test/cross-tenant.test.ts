@@ -16,6 +16,14 @@ const TENANT_PERMISSIONS = [
   'core:api-key:manage',
   'core:identity-provider:manage',
   'core:audit:read',
+  'storage:file:read',
+  'storage:file:write',
+  'storage:file:delete',
+  'jobs:job:read',
+  'jobs:job:create',
+  'jobs:job:cancel',
+  'jobs:job:retry',
+  'jobs:schedule:manage',
 ];
 
 /** Routes with no tenant data behind them (or only the caller's own identity). */
@@ -54,8 +62,10 @@ for (const kind of DATABASES) {
       keyId: string;
       sessionId: string;
       email: string;
+      jobId: string;
+      scheduleId: string;
     };
-    const b = {} as { admin: string; apiKey: string };
+    const b = {} as { admin: string; apiKey: string; signedGet: string; signedPut: string };
     let attempts: Attempt[];
 
     beforeAll(async () => {
@@ -109,6 +119,47 @@ for (const kind of DATABASES) {
         body: { name: 'b-key', permissions: TENANT_PERMISSIONS },
       });
       b.apiKey = bKey.body.secret;
+
+      // a file in each tenant; B's own signed URLs, to be replayed against A
+      const upload = (token: string, path: string, content: string) =>
+        t.app.server.inject({
+          method: 'POST',
+          url: `/api/v1/storage/upload?path=${path}`,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'text/plain' },
+          payload: content,
+        });
+      expect((await upload(a.admin, 'private/a.txt', 'secret of tenant A')).statusCode).toBe(201);
+      expect((await upload(b.admin, 'private/b.txt', 'B')).statusCode).toBe(201);
+      const sign = async (method: string) => {
+        const res = await t.request({
+          method: 'GET',
+          url: `/api/v1/storage/signed-url/private/b.txt?method=${method}`,
+          token: b.admin,
+        });
+        const url = new URL(res.body.url);
+        url.searchParams.set('tenant', a.id);
+        return url.pathname + url.search;
+      };
+      // a job of A's, held far in the future (no workers run in this file)
+      t.app.services.jobs.define({ type: 'test.noop', handler: async () => null });
+      const job = await t.request({
+        method: 'POST',
+        url: '/api/v1/jobs',
+        token: a.admin,
+        body: { type: 'test.noop', runAt: '2099-01-01T00:00:00Z' },
+      });
+      expect(job.status).toBe(201);
+      a.jobId = job.body.id;
+      const schedule = await t.request({
+        method: 'POST',
+        url: '/api/v1/jobs/schedule',
+        token: a.admin,
+        body: { type: 'test.noop', cron: '@yearly' },
+      });
+      expect(schedule.status).toBe(201);
+      a.scheduleId = schedule.body.id;
+      b.signedGet = await sign('GET');
+      b.signedPut = await sign('PUT');
 
       const aIds = () => [a.id, a.userId, a.keyId, a.sessionId, a.email, 'auditor', 'tenant-a'];
       attempts = [
@@ -301,6 +352,116 @@ for (const kind of DATABASES) {
           status: 403,
           code: 'PLX_PERMISSION_DENIED',
         },
+        {
+          route: 'POST /api/v1/storage/upload',
+          method: 'POST',
+          url: () => '/api/v1/storage/upload?path=private/a.txt',
+          body: () => 'planted',
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        },
+        ...(
+          [
+            ['GET', 'download'],
+            ['GET', 'info'],
+            ['GET', 'signed-url'],
+            ['DELETE', ''],
+          ] as const
+        ).map(([method, action]) => ({
+          route: `${method} /api/v1/storage/${action ? `${action}/` : ''}{path}`,
+          method,
+          url: () => `/api/v1/storage/${action ? `${action}/` : ''}private/a.txt`,
+          status: 404,
+          code: 'PLX_STORAGE_FILE_NOT_FOUND',
+        })),
+        ...(['copy', 'move'] as const).map((action) => ({
+          route: `POST /api/v1/storage/${action}`,
+          method: 'POST' as const,
+          url: () => `/api/v1/storage/${action}`,
+          body: () => ({ from: 'private/a.txt', to: 'private/stolen.txt' }),
+          status: 404,
+          code: 'PLX_STORAGE_FILE_NOT_FOUND',
+        })),
+        {
+          route: 'GET /api/v1/storage/list',
+          method: 'GET',
+          url: () => '/api/v1/storage/list?prefix=private/',
+          status: 200,
+          leaks: () => ['private/a.txt'],
+        },
+        {
+          route: 'GET /api/v1/storage/usage',
+          method: 'GET',
+          url: () => '/api/v1/storage/usage',
+          status: 200,
+          leaks: () => [a.id],
+        },
+        ...(['GET', 'PUT'] as const).map((method) => ({
+          route: `${method} /api/v1/storage/signed/{path}`,
+          method,
+          url: () => (method === 'GET' ? b.signedGet : b.signedPut),
+          ...(method === 'PUT' && { body: () => 'planted' }),
+          status: 403,
+          code: 'PLX_STORAGE_SIGNATURE_INVALID',
+        })),
+        ...(['/api/v1/jobs', '/api/v1/jobs/bulk', '/api/v1/jobs/schedule'] as const).map((url) => ({
+          route: `POST ${url}`,
+          method: 'POST' as const,
+          url: () => url,
+          body: () =>
+            url === '/api/v1/jobs'
+              ? { type: 'test.noop' }
+              : url === '/api/v1/jobs/bulk'
+                ? { jobs: [{ type: 'test.noop' }] }
+                : { type: 'test.noop', cron: '* * * * *' },
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        })),
+        {
+          route: 'GET /api/v1/jobs',
+          method: 'GET',
+          url: () => '/api/v1/jobs?limit=100',
+          status: 200,
+          leaks: () => [a.jobId],
+        },
+        {
+          route: 'GET /api/v1/jobs/schedules',
+          method: 'GET',
+          url: () => '/api/v1/jobs/schedules',
+          status: 200,
+          leaks: () => [a.scheduleId],
+        },
+        ...(['PATCH', 'DELETE'] as const).map((method) => ({
+          route: `${method} /api/v1/jobs/schedules/{id}`,
+          method,
+          url: () => `/api/v1/jobs/schedules/${a.scheduleId}`,
+          ...(method === 'PATCH' && { body: () => ({ paused: true }) }),
+          status: 404,
+          code: 'PLX_JOB_SCHEDULE_NOT_FOUND',
+        })),
+        {
+          route: 'GET /api/v1/jobs/types',
+          method: 'GET',
+          url: () => '/api/v1/jobs/types',
+          status: 200,
+          leaks: () => [a.jobId],
+        },
+        ...(
+          [
+            ['GET', '/api/v1/jobs/{id}', ''],
+            ['GET', '/api/v1/jobs/{id}/status', '/status'],
+            ['DELETE', '/api/v1/jobs/{id}', ''],
+            ['POST', '/api/v1/jobs/{id}/retry', '/retry'],
+          ] as const
+        ).map(([method, route, suffix]) => ({
+          route: `${method} ${route}`,
+          method,
+          url: () => `/api/v1/jobs/${a.jobId}${suffix}`,
+          status: 404,
+          code: 'PLX_JOB_NOT_FOUND',
+        })),
         ...(['GET', 'POST'] as const).map((method) => ({
           route: `${method} /api/v1/tenants/{tenantId}/users`,
           method,
@@ -365,7 +526,7 @@ for (const kind of DATABASES) {
 }
 
 /** Tenant A as its own admin sees it: users, keys, roles, provider, sessions. */
-async function stateOf(t: TestApp, a: { admin: string; userId: string; id: string }) {
+async function stateOf(t: TestApp, a: { admin: string; userId: string; id: string; jobId: string }) {
   const get = async (url: string) => (await t.request({ method: 'GET', url, token: a.admin })).body;
   const users = await get('/api/v1/users');
   return {
@@ -386,5 +547,13 @@ async function stateOf(t: TestApp, a: { admin: string; userId: string; id: strin
     provider: await get('/api/v1/identity-provider'),
     sessions: (await get(`/api/v1/users/${a.userId}/sessions`)).map((s: { id: string }) => s.id),
     tenant: (await t.app.services.tenants.get(a.id)).status,
+    files: (await get('/api/v1/storage/list')).items.map((f: { path: string; etag: string }) => [
+      f.path,
+      f.etag,
+    ]),
+    content: await get('/api/v1/storage/download/private/a.txt'),
+    usage: await get('/api/v1/storage/usage'),
+    job: await get(`/api/v1/jobs/${a.jobId}`),
+    schedules: await get('/api/v1/jobs/schedules'),
   };
 }

@@ -1,11 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { inject } from 'vitest';
 import { type App, createApp } from '../src/app.js';
 import { loadConfig, type PlexicaConfig } from '../src/config.js';
+import { createScratchDatabase } from './scratch-database.js';
 
 /** Every contract suite runs once per database engine. */
 export const DATABASES = ['pglite', 'postgres'] as const;
@@ -34,6 +33,8 @@ export interface TestApp {
   adminToken(): Promise<string>;
   /** Creates a tenant and a tenant_admin in it; returns ids and the admin's token. */
   createTenant(slug: string): Promise<{ id: string; slug: string; adminToken: string; adminId: string }>;
+  /** Creates a `member` in the tenant of `adminToken` and logs it in. @returns its access token */
+  createMember(tenantSlug: string, adminToken: string, email: string): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -51,20 +52,9 @@ export async function createTestApp(
   if (kind === 'pglite') {
     await cp(inject('pgliteTemplate'), path.join(dataDir, 'pgdata'), { recursive: true });
   } else {
-    const name = `plx_test_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
-    await admin.connect();
-    await admin.query(`create database ${name}`);
-    await admin.end();
-    const url = new URL(PG_ADMIN_URL);
-    url.pathname = `/${name}`;
-    databaseUrl = url.toString();
-    dropDatabase = async () => {
-      const client = new pg.Client({ connectionString: PG_ADMIN_URL });
-      await client.connect();
-      await client.query(`drop database if exists ${name} with (force)`);
-      await client.end();
-    };
+    const scratch = await createScratchDatabase(PG_ADMIN_URL, 'plx_test');
+    databaseUrl = scratch.url;
+    dropDatabase = scratch.drop;
   }
   const config = loadConfig(
     {},
@@ -152,6 +142,16 @@ export async function createTestApp(
         adminId: user.body.id,
         adminToken: await login(email, 'tenant-admin-pw-1', slug),
       };
+    },
+    async createMember(tenantSlug, token, email) {
+      const user = await request({
+        method: 'POST',
+        url: '/api/v1/users',
+        token,
+        body: { email, password: 'member-password-1' },
+      });
+      if (user.status !== 201) throw new Error(`create member ${email}: ${JSON.stringify(user.body)}`);
+      return login(email, 'member-password-1', tenantSlug);
     },
     async close() {
       await app.close();

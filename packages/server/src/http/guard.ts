@@ -42,6 +42,8 @@ export function createGuard(deps: GuardDeps) {
     const route = request.routeOptions.config;
     const ctx: RequestContext = { traceId: request.id, principal: null, tenant: null };
     request.ctx = ctx;
+    // the handler verifies the URL's signature before it touches anything
+    if (route.auth === 'signed') return;
     if (route.auth === 'public') {
       await limit(`anonymous:rl:${request.ip}`, config.rateLimitAnonymous);
       return;

@@ -136,6 +136,20 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
       },
       security: [{ bearer: [] }],
     },
+    // `/storage/download/*` is documented as `/storage/download/{path}`: generated
+    // clients then have a named parameter (its value may contain "/", sent as %2F)
+    transform: ({ schema, url }) => {
+      if (!url.endsWith('*')) return { schema, url };
+      const params = schema?.params as { properties?: Record<string, unknown> } | undefined;
+      const { '*': wildcard, ...others } = params?.properties ?? {};
+      return {
+        schema: {
+          ...schema,
+          params: { ...params, properties: { ...others, path: wildcard }, required: ['path'] },
+        },
+        url: `${url.slice(0, -1)}:path`,
+      };
+    },
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) ?? `def-${i}` },
   });
   await server.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });

@@ -5,8 +5,11 @@ import type { RequestContext } from '../context.js';
 
 /** How a route is guarded; every route under /api must declare one. */
 export interface RouteGuard {
-  /** `public`: no credential; `authenticated`: any valid credential. */
-  auth?: 'public' | 'authenticated';
+  /**
+   * `public`: no credential (anonymous rate limit per IP); `authenticated`: any
+   * valid credential; `signed`: the URL carries a signature its handler verifies.
+   */
+  auth?: 'public' | 'authenticated' | 'signed';
   /** Permission key the caller must hold (implies authenticated). */
   permission?: string;
   /** Only a super admin may call it. */

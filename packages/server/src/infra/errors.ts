@@ -12,6 +12,7 @@ export type ErrorKind =
   | 'gone'
   | 'too_large'
   | 'unsupported_media'
+  | 'range_not_satisfiable'
   | 'rate_limited'
   | 'unavailable'
   | 'internal';
@@ -77,6 +78,31 @@ export const ERROR_CODES = {
     kind: 'conflict',
     title: 'A request with this Idempotency-Key is still running',
   },
+  PLX_STORAGE_PATH_INVALID: { kind: 'invalid', title: 'File path is invalid' },
+  PLX_STORAGE_FILE_NOT_FOUND: { kind: 'not_found', title: 'File not found' },
+  PLX_STORAGE_FILE_EXISTS: { kind: 'conflict', title: 'A file already exists at this path' },
+  PLX_STORAGE_FILE_TOO_LARGE: { kind: 'too_large', title: "File exceeds the tenant's size limit" },
+  PLX_STORAGE_QUOTA_EXCEEDED: { kind: 'too_large', title: "Upload would exceed the tenant's storage quota" },
+  PLX_STORAGE_UPLOAD_INVALID: { kind: 'invalid', title: 'Upload request is malformed' },
+  PLX_STORAGE_UPLOAD_INCOMPLETE: { kind: 'invalid', title: 'Upload ended before all its bytes arrived' },
+  PLX_STORAGE_RANGE_NOT_SATISFIABLE: {
+    kind: 'range_not_satisfiable',
+    title: 'Requested range is not satisfiable',
+  },
+  PLX_STORAGE_SIGNATURE_INVALID: { kind: 'forbidden', title: 'Signed URL is invalid' },
+  PLX_STORAGE_SIGNATURE_EXPIRED: { kind: 'forbidden', title: 'Signed URL has expired' },
+  PLX_STORAGE_BLOB_MISSING: {
+    kind: 'internal',
+    title: "A file's contents are missing from the storage engine",
+  },
+  PLX_STORAGE_UNAVAILABLE: { kind: 'unavailable', title: 'Object storage is unavailable' },
+  PLX_JOB_NOT_FOUND: { kind: 'not_found', title: 'Job not found' },
+  PLX_JOB_TYPE_UNKNOWN: { kind: 'invalid', title: 'Unknown job type' },
+  PLX_JOB_NOT_CANCELLABLE: { kind: 'conflict', title: 'Only pending and running jobs can be cancelled' },
+  PLX_JOB_NOT_RETRYABLE: { kind: 'conflict', title: 'Only failed and cancelled jobs can be retried' },
+  PLX_JOB_CRON_INVALID: { kind: 'invalid', title: 'Cron expression or time zone is invalid' },
+  PLX_JOB_SCHEDULE_NOT_FOUND: { kind: 'not_found', title: 'Job schedule not found' },
+  PLX_JOBS_UNAVAILABLE: { kind: 'unavailable', title: 'The job engine is unavailable' },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

@@ -12,6 +12,10 @@ export interface TenantSettings {
   rateLimitUser?: number;
   /** Requests per rate-limit window for the whole tenant. */
   rateLimitTenant?: number;
+  /** Largest file this tenant may upload, in bytes (else PLEXICA_STORAGE_MAX_FILE_SIZE). */
+  storageMaxFileSize?: number;
+  /** Total bytes this tenant may store; 0 = unlimited (else PLEXICA_STORAGE_QUOTA). */
+  storageQuotaBytes?: number;
 }
 
 export interface TenantsTable {
@@ -176,9 +180,69 @@ export interface CoreDatabase {
   'core.plugins': PluginsTable;
   'core.tenant_plugins': TenantPluginsTable;
   'core.idempotency_keys': IdempotencyKeysTable;
+  'core.jobs': JobsTable;
+  'core.job_schedules': JobSchedulesTable;
+}
+
+export interface JobSchedulesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  type: string;
+  cron: string;
+  timezone: string | null;
+  data: ColumnType<unknown, string | undefined, string>;
+  paused: ColumnType<boolean, boolean | undefined, boolean>;
+  next_run_at: Timestamp;
+  last_run_at: NullableTimestamp;
+  last_job_id: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export type JobStatusName = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface JobsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  type: string;
+  status: ColumnType<JobStatusName, JobStatusName | undefined, JobStatusName>;
+  data: ColumnType<unknown, string | undefined, string>;
+  result: ColumnType<unknown, string | null | undefined, string | null>;
+  progress: ColumnType<number, number | undefined, number>;
+  priority: ColumnType<number, number | undefined, number>;
+  attempts: ColumnType<number, number | undefined, number>;
+  max_attempts: number;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  dead: ColumnType<boolean, boolean | undefined, boolean>;
+  idempotency_key: string | null;
+  trace_id: string | null;
+  delivery_id: ColumnType<string | null, string | null | undefined, string | null>;
+  run_at: Timestamp;
+  created_at: Timestamp;
+  started_at: NullableTimestamp;
+  finished_at: NullableTimestamp;
+  updated_at: Timestamp;
 }
 
 /** Tables of one tenant schema; reach them with `db.withSchema(schema)`. */
 export interface TenantDatabase {
   audit_events: AuditEventsTable;
+  files: FilesTable;
+  storage_usage: StorageUsageTable;
+}
+
+export interface FilesTable {
+  path: string;
+  blob_key: string;
+  /** bigint: pg returns it as a string */
+  size: ColumnType<string, number, number>;
+  content_type: string;
+  created_at: Timestamp;
+  updated_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface StorageUsageTable {
+  id: Generated<boolean>;
+  bytes: ColumnType<string, never, number>;
+  objects: ColumnType<string, never, number>;
 }

@@ -7,6 +7,16 @@ const Settings = Type.Object(
   {
     rateLimitUser: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
     rateLimitTenant: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000 })),
+    storageMaxFileSize: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 5 * 1024 ** 4, description: 'Largest file in bytes' }),
+    ),
+    storageQuotaBytes: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'Bytes the tenant may store; 0 = unlimited',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
