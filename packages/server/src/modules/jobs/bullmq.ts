@@ -64,36 +64,46 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
     async ensureQueue(name) {
       queueFor(name);
     },
-    async send(name, delivery) {
-      const job = await queueFor(name)
-        .add(
-          name,
-          { jobId: delivery.jobId, tenantId: delivery.tenantId },
-          {
-            // BullMQ: lower number = higher priority; ours: higher runs first
-            ...(delivery.priority !== 0 && { priority: Math.max(1, 101 - delivery.priority) }),
-            delay: Math.max(0, delivery.runAt.getTime() - Date.now()),
-            attempts: delivery.retryLimit + 1,
-            backoff: {
-              type: 'exponential',
-              delay: (delivery.retryDelaySeconds ?? options.retryDelaySeconds) * 1000,
-              jitter: 0.5,
+    async send(name, deliveries) {
+      if (deliveries.length === 0) return;
+      await queueFor(name)
+        .addBulk(
+          deliveries.map((d) => ({
+            name,
+            data: { jobId: d.jobId, tenantId: d.tenantId },
+            opts: {
+              // our delivery id: adding it twice (a sweep after a crash) is a no-op in BullMQ
+              jobId: d.id,
+              // BullMQ: lower number = higher priority; ours: higher runs first
+              ...(d.priority !== 0 && { priority: Math.max(1, 101 - d.priority) }),
+              delay: Math.max(0, d.runAt.getTime() - Date.now()),
+              attempts: d.retryLimit + 1,
+              backoff: {
+                type: 'exponential',
+                delay: (d.retryDelaySeconds ?? options.retryDelaySeconds) * 1000,
+                jitter: 0.5,
+              },
+              removeOnComplete: { age: 86_400, count: 10_000 },
+              removeOnFail: { age: 7 * 86_400 },
             },
-            removeOnComplete: { age: 86_400, count: 10_000 },
-            removeOnFail: { age: 7 * 86_400 },
-          },
+          })),
         )
         .catch(unavailable);
-      return job.id!;
     },
     async work(name, { concurrency, tenantConcurrency }, handle) {
       const worker = new Worker<Payload>(
         name,
         async (job: Job<Payload>, token?: string, signal?: AbortSignal) => {
           const key = `tenant:${job.data.tenantId}:jobs:${name}:running`;
-          const running = await counters.incr(key);
-          await counters.pexpire(key, lockDuration * 2);
-          if (running > tenantConcurrency) {
+          // one round trip; the expiry cleans up after a worker that died holding a slot
+          const replies = await counters
+            .multi()
+            .incr(key)
+            .pexpire(key, lockDuration * 2)
+            .exec();
+          const [error, running] = replies?.[0] ?? [new Error('the fairness counter did not answer')];
+          if (error) throw error;
+          if ((running as number) > tenantConcurrency) {
             await counters.decr(key);
             await job.moveToDelayed(Date.now() + FAIRNESS_DELAY_MS, token);
             throw new DelayedError();
@@ -101,7 +111,7 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
           try {
             await handle({
               jobId: job.data.jobId,
-              redeliveries: job.attemptsMade,
+              deliveryId: job.id!,
               signal: signal ?? new AbortController().signal,
             });
           } finally {

@@ -3,6 +3,8 @@ import type { CoreDatabase } from '../../infra/database/index.js';
 
 /** One delivery of a job to a worker; the job itself lives in `core.jobs`. */
 export interface Delivery {
+  /** Made by the service (a UUID) and stored in `core.jobs.delivery_id`: the engine's id for it. */
+  id: string;
   jobId: string;
   tenantId: string;
   priority: number;
@@ -15,8 +17,8 @@ export interface Delivery {
 
 export interface Received {
   jobId: string;
-  /** Deliveries of this job before this one (failed attempts and abandoned leases). */
-  redeliveries: number;
+  /** The delivery's id: a job runs only for the delivery its row names (or before it names one). */
+  deliveryId: string;
   /** Aborted when the engine gives up on this delivery (shutdown, lost lease). */
   signal: AbortSignal;
 }
@@ -31,13 +33,13 @@ export interface QueueDriver {
   /** `send` can join a database transaction (postgres); otherwise deliveries follow the commit. */
   readonly transactional: boolean;
   start(): Promise<void>;
-  /** Creates the queue of a job type; idempotent. */
-  ensureQueue(queue: string): Promise<void>;
+  /** Creates the queue of a job type; idempotent. `timeoutMs`: the longest a delivery may run. */
+  ensureQueue(queue: string, options: { timeoutMs: number }): Promise<void>;
   /**
-   * Hands a delivery to the engine. With `trx` (postgres) it commits with the
-   * caller's transaction. @returns the engine's id for it
+   * Hands deliveries to the engine, all in one round trip where the engine
+   * allows. With `trx` (postgres) they commit with the caller's transaction.
    */
-  send(queue: string, delivery: Delivery, trx?: Kysely<CoreDatabase>): Promise<string>;
+  send(queue: string, deliveries: Delivery[], trx?: Kysely<CoreDatabase>): Promise<void>;
   /**
    * Runs `handle` for each delivery, at most `concurrency` at a time in this
    * process and `tenantConcurrency` per tenant across all workers. A rejection
@@ -52,6 +54,6 @@ export interface QueueDriver {
   wake(queue: string): void;
   /** Withdraws a delivery that has not started; a started one is left to the worker. */
   cancel(queue: string, deliveryId: string): Promise<void>;
-  /** Stops fetching; waits up to `timeoutMs` for running handlers. */
+  /** Stops fetching; waits up to `timeoutMs` for running handlers, then gives their deliveries back. */
   stop(timeoutMs: number): Promise<void>;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type Kysely, type Selectable, sql } from 'kysely';
@@ -5,10 +6,10 @@ import type { Logger } from 'pino';
 import { type RequestContext, requireTenant, type TenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
-import type { JobStatusName, JobsTable, TenantSettings } from '../../infra/database/tables.js';
+import type { JobStatusName, JobsTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
-import { toTenantRef } from '../tenants/service.js';
 import type { QueueDriver } from './driver.js';
+import { createJobRunner, type Definition, deliveryOf, queueOf } from './runner.js';
 
 /** What a handler gets: the job, its tenant, and a way to report progress. */
 export interface JobRun<D = unknown> {
@@ -114,10 +115,6 @@ export interface JobQueueService {
 
 const JOB_TYPE = /^[a-z][a-z0-9_.-]{0,99}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Engine redeliveries allowed for abandoned leases (crashed workers), on top of the attempts. */
-const CRASH_ALLOWANCE = 5;
-/** A suspended tenant's job waits this long before it is looked at again. */
-const SUSPENDED_DELAY_MS = 60_000;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const toStatus = (row: Selectable<JobsTable>): JobStatus => ({
@@ -141,8 +138,15 @@ const toStatus = (row: Selectable<JobsTable>): JobStatus => ({
   updatedAt: row.updated_at.toISOString(),
 });
 
-const queueOf = (type: string) => `plexica.${type}`;
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 2000);
+/** Rows grouped by the queue of their type. */
+const byQueue = <R extends { type: string }>(rows: R[]) => {
+  const groups = new Map<string, R[]>();
+  for (const row of rows) {
+    const queue = queueOf(row.type);
+    groups.set(queue, [...(groups.get(queue) ?? []), row]);
+  }
+  return groups;
+};
 
 export function createJobQueueService(options: {
   db: Kysely<CoreDatabase>;
@@ -150,14 +154,8 @@ export function createJobQueueService(options: {
   logger: Logger;
 }): JobQueueService {
   const { db, driver, logger } = options;
-  const definitions = new Map<
-    string,
-    Required<Omit<JobDefinition, 'schema' | 'retryDelaySeconds'>> & {
-      retryDelaySeconds: number | undefined;
-      check?: ReturnType<typeof TypeCompiler.Compile>;
-    }
-  >();
-  const running = new Map<string, AbortController>();
+  const definitions = new Map<string, Definition>();
+  const runner = createJobRunner({ db, driver, definitions, logger });
   let started = false;
 
   // the engine starts on first use, in every role: the api role enqueues, the worker role works
@@ -171,8 +169,9 @@ export function createJobQueueService(options: {
     });
     await ready;
     for (const type of types) {
-      if (queues.has(type) || !definitions.has(type)) continue;
-      await driver.ensureQueue(queueOf(type));
+      const definition = definitions.get(type);
+      if (queues.has(type) || !definition) continue;
+      await driver.ensureQueue(queueOf(type), { timeoutMs: definition.timeoutMs });
       queues.add(type);
     }
   };
@@ -221,92 +220,112 @@ export function createJobQueueService(options: {
   };
 
   /**
-   * Hands a job row to the engine and records the delivery. In `executor`'s
-   * transaction when the engine can join it (postgres); the others are
-   * dispatched after the commit, and rows a crash left undelivered are found by
-   * `sweep`.
+   * Hands rows to the engine, one call per queue. On a transactional engine
+   * this runs in the rows' own transaction with the delivery ids they were
+   * inserted with; otherwise after the commit, recording the ids afterwards —
+   * rows a crash left without one are found by `sweep`.
    */
-  const dispatch = async (executor: Kysely<CoreDatabase>, row: Selectable<JobsTable>) => {
-    const deliveryId = await driver.send(
-      queueOf(row.type),
-      {
-        jobId: row.id,
-        tenantId: row.tenant_id,
-        priority: row.priority,
-        runAt: row.run_at,
-        retryLimit: row.max_attempts - row.attempts - 1 + CRASH_ALLOWANCE,
-        retryDelaySeconds: definitions.get(row.type)?.retryDelaySeconds,
-      },
-      driver.transactional ? executor : undefined,
+  const dispatch = async (executor: Kysely<CoreDatabase>, rows: Selectable<JobsTable>[]) => {
+    const deliveries = rows.map((row) =>
+      deliveryOf(row, definitions.get(row.type), row.delivery_id ?? undefined),
     );
-    return executor
-      .updateTable('core.jobs')
-      .set({ delivery_id: deliveryId })
-      .where('id', '=', row.id)
-      .returningAll()
-      .executeTakeFirstOrThrow();
+    for (const [queue, group] of byQueue(rows)) {
+      const ids = new Set(group.map((row) => row.id));
+      await driver.send(
+        queue,
+        deliveries.filter((d) => ids.has(d.jobId)),
+        driver.transactional ? executor : undefined,
+      );
+    }
+    if (!driver.transactional) {
+      await sql`
+        update core.jobs as j set delivery_id = d.id
+        from jsonb_to_recordset(${JSON.stringify(deliveries)}::jsonb) as d(id text, "jobId" uuid)
+        where j.id = d."jobId" and j.delivery_id is null`.execute(executor);
+    }
   };
 
   /** After a commit: dispatches what the transaction could not, and wakes local workers. */
   const afterCommit = async (rows: Selectable<JobsTable>[]) => {
-    const out: Selectable<JobsTable>[] = [];
-    for (const row of rows) {
-      if (row.delivery_id || row.status !== 'pending') {
-        out.push(row);
-        continue;
-      }
+    const undelivered = rows.filter((row) => !row.delivery_id && row.status === 'pending');
+    if (undelivered.length > 0) {
       try {
-        out.push(await dispatch(db, row));
+        await dispatch(db, undelivered);
       } catch (err) {
-        // the job is stored; the scheduler's sweep delivers it when the engine is back
-        logger.error({ err, jobId: row.id }, 'could not hand a job to the engine; the sweep retries');
-        out.push(row);
+        // the jobs are stored; the scheduler's sweep delivers them when the engine is back
+        logger.error(
+          { err, jobs: undelivered.length },
+          'could not hand jobs to the engine; the sweep retries',
+        );
       }
     }
-    for (const type of new Set(rows.map((r) => r.type))) driver.wake(queueOf(type));
-    return out;
+    // a delayed job has nothing for a worker to fetch yet
+    const due = rows.filter((row) => row.status === 'pending' && row.run_at.getTime() <= Date.now());
+    for (const queue of byQueue(due).keys()) driver.wake(queue);
   };
 
-  /** Inserts the jobs and their deliveries in `trx`; an idempotency key seen before returns the first job. */
+  /**
+   * Inserts the jobs in `trx` in one statement (and their deliveries in one
+   * per queue); an idempotency key seen before returns the first job.
+   * @returns a row per input, in input order
+   */
   const insert = async (
     trx: Kysely<CoreDatabase>,
     ctx: RequestContext,
     tenant: TenantRef,
     inputs: EnqueueInput[],
   ) => {
-    const out: Selectable<JobsTable>[] = [];
-    for (const [index, input] of inputs.entries()) {
-      const { definition, data, runAt } = validate(input, inputs.length > 1 ? index : undefined);
-      if (input.idempotencyKey) {
-        const existing = await trx
-          .selectFrom('core.jobs')
-          .selectAll()
-          .where('tenant_id', '=', tenant.id)
-          .where('idempotency_key', '=', input.idempotencyKey)
-          .executeTakeFirst();
-        if (existing) {
-          out.push(existing);
-          continue;
-        }
-      }
-      const maxAttempts = input.maxAttempts ?? definition.maxAttempts;
-      const row = await trx
-        .insertInto('core.jobs')
-        .values({
-          tenant_id: tenant.id,
-          type: input.type,
-          data: JSON.stringify(data),
-          priority: input.priority ?? 0,
-          max_attempts: maxAttempts,
-          idempotency_key: input.idempotencyKey ?? null,
-          trace_id: ctx.traceId,
-          run_at: runAt,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      out.push(driver.transactional ? await dispatch(trx, row) : row);
+    const checked = inputs.map((input, index) => ({
+      input,
+      ...validate(input, inputs.length > 1 ? index : undefined),
+    }));
+    const keys = [...new Set(checked.flatMap((c) => c.input.idempotencyKey ?? []))];
+    const byKey = new Map<string, Selectable<JobsTable>>();
+    if (keys.length > 0) {
+      const existing = await trx
+        .selectFrom('core.jobs')
+        .selectAll()
+        .where('tenant_id', '=', tenant.id)
+        .where('idempotency_key', 'in', keys)
+        .execute();
+      for (const row of existing) byKey.set(row.idempotency_key!, row);
     }
-    return out;
+    // a key twice in one bulk is one job
+    const fresh = checked.filter(
+      (c, i) =>
+        !c.input.idempotencyKey ||
+        (!byKey.has(c.input.idempotencyKey) &&
+          checked.findIndex((o) => o.input.idempotencyKey === c.input.idempotencyKey) === i),
+    );
+    const inserted =
+      fresh.length === 0
+        ? []
+        : await trx
+            .insertInto('core.jobs')
+            .values(
+              fresh.map(({ input, definition, data, runAt }) => ({
+                tenant_id: tenant.id,
+                type: input.type,
+                data: JSON.stringify(data),
+                priority: input.priority ?? 0,
+                max_attempts: input.maxAttempts ?? definition.maxAttempts,
+                idempotency_key: input.idempotencyKey ?? null,
+                trace_id: ctx.traceId,
+                run_at: runAt,
+                delivery_id: driver.transactional ? randomUUID() : null,
+              })),
+            )
+            .returningAll()
+            .execute();
+    if (driver.transactional) await dispatch(trx, inserted);
+    // `returning` keeps the order of `values`
+    fresh.forEach((c, i) => {
+      if (c.input.idempotencyKey) byKey.set(c.input.idempotencyKey, inserted[i]!);
+    });
+    let next = 0;
+    return checked.map((c) =>
+      c.input.idempotencyKey ? byKey.get(c.input.idempotencyKey)! : inserted[next++]!,
+    );
   };
 
   const enqueueAll = async (ctx: RequestContext, inputs: EnqueueInput[]) => {
@@ -317,133 +336,12 @@ export function createJobQueueService(options: {
       rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));
     } catch (err) {
       // two requests with the same new key at once: the loser returns the winner's job
-      if (isUniqueViolation(err) && inputs.length === 1 && inputs[0]?.idempotencyKey) {
+      if (isUniqueViolation(err) && inputs.some((i) => i.idempotencyKey)) {
         rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));
       } else throw err;
     }
-    return (await afterCommit(rows)).map(toStatus);
-  };
-
-  /** Moves a job's row; `from` guards against racing transitions. @returns the row, or undefined if it was not in `from` */
-  const transition = (id: string, from: JobStatusName[], set: Record<string, unknown>) =>
-    db
-      .updateTable('core.jobs')
-      .set({ ...set, updated_at: sql<Date>`now()` } as never)
-      .where('id', '=', id)
-      .where('status', 'in', from)
-      .returningAll()
-      .executeTakeFirst();
-
-  /** One delivery: the whole life of an attempt, written to `core.jobs` at every step. */
-  const run = async (type: string, jobId: string, engineSignal: AbortSignal) => {
-    const definition = definitions.get(type)!;
-    // one statement claims the job (pending or running → running) and reads its tenant; a job
-    // of a suspended or deleted tenant is left as it is and handled below
-    const { rows } = await sql<
-      Selectable<JobsTable> & { tenant_status: string; slug: string; settings: TenantSettings }
-    >`
-      update core.jobs as j
-      set status = case when t.status = 'active' then 'running' else j.status end,
-          started_at = case when t.status = 'active' then coalesce(j.started_at, now()) else j.started_at end,
-          updated_at = now()
-      from core.tenants as t
-      where j.id = ${jobId} and t.id = j.tenant_id and j.status in ('pending', 'running')
-      returning j.*, t.status as tenant_status, t.slug, t.settings`.execute(db);
-    const started = rows[0];
-    // cancelled, finished or purged: nothing to do, and the delivery is settled
-    if (!started) return;
-    if (started.tenant_status === 'deleted') {
-      await transition(jobId, ['pending', 'running'], {
-        status: 'cancelled',
-        last_error: 'the tenant was deleted',
-        finished_at: sql<Date>`now()`,
-      });
-      return;
-    }
-    if (started.tenant_status === 'suspended') {
-      // a suspended tenant's jobs wait; resuming the tenant lets them run
-      const runAt = new Date(Date.now() + SUSPENDED_DELAY_MS);
-      const deliveryId = await driver.send(queueOf(type), {
-        jobId,
-        tenantId: started.tenant_id,
-        priority: started.priority,
-        runAt,
-        retryLimit: started.max_attempts - started.attempts - 1 + CRASH_ALLOWANCE,
-        retryDelaySeconds: definition.retryDelaySeconds,
-      });
-      await transition(jobId, ['pending', 'running'], {
-        status: 'pending',
-        run_at: runAt,
-        delivery_id: deliveryId,
-        last_error: 'waiting: the tenant is suspended',
-      });
-      return;
-    }
-    const tenant = { id: started.tenant_id, slug: started.slug, settings: started.settings };
-
-    const controller = new AbortController();
-    running.set(jobId, controller);
-    const abortOnEngine = () => controller.abort(new Error('the worker gave up this delivery'));
-    engineSignal.addEventListener('abort', abortOnEngine, { once: true });
-    const timer = setTimeout(
-      () => controller.abort(new Error(`timed out after ${definition.timeoutMs} ms`)),
-      definition.timeoutMs,
-    );
-    const ref = toTenantRef(tenant);
-    const attempt = started.attempts + 1;
-    try {
-      const result = await Promise.race([
-        definition.handler({
-          id: jobId,
-          type,
-          data: started.data,
-          attempt,
-          tenant: ref,
-          ctx: { traceId: started.trace_id ?? jobId, principal: null, tenant: ref },
-          signal: controller.signal,
-          async updateProgress(percent) {
-            const value = Math.max(0, Math.min(100, Math.round(percent)));
-            await transition(jobId, ['running'], { progress: value });
-          },
-        }),
-        new Promise<never>((_, reject) => {
-          controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
-        }),
-      ]);
-      await transition(jobId, ['running'], {
-        status: 'completed',
-        result: JSON.stringify(result ?? null),
-        progress: 100,
-        attempts: attempt,
-        finished_at: sql<Date>`now()`,
-      });
-    } catch (err) {
-      if (engineSignal.aborted) {
-        // shutdown or lost lease: not an attempt; the engine delivers it again
-        await transition(jobId, ['running'], {
-          status: 'pending',
-          last_error: 'the worker stopped; it runs again',
-        });
-        throw err;
-      }
-      const cancelled = controller.signal.aborted && controller.signal.reason === 'cancelled';
-      if (cancelled) return;
-      const final = attempt >= started.max_attempts;
-      logger.warn({ err, jobId, type, attempt, final }, 'job attempt failed');
-      await transition(jobId, ['running'], {
-        status: final ? 'failed' : 'pending',
-        dead: final,
-        attempts: attempt,
-        last_error: message(err),
-        ...(final && { finished_at: sql<Date>`now()` }),
-      });
-      // not final: the engine retries with exponential backoff and jitter
-      if (!final) throw err;
-    } finally {
-      clearTimeout(timer);
-      engineSignal.removeEventListener('abort', abortOnEngine);
-      running.delete(jobId);
-    }
+    await afterCommit(rows);
+    return rows.map(toStatus);
   };
 
   return {
@@ -483,17 +381,24 @@ export function createJobQueueService(options: {
 
     async cancel(ctx, id) {
       const row = await load(ctx, id);
-      const updated = await transition(id, ['pending', 'running'], {
-        status: 'cancelled',
-        finished_at: sql<Date>`now()`,
-        last_error: row.status === 'running' ? 'cancelled while running' : null,
-      });
+      const updated = await db
+        .updateTable('core.jobs')
+        .set({
+          status: 'cancelled',
+          finished_at: sql<Date>`now()`,
+          last_error: row.status === 'running' ? 'cancelled while running' : null,
+          updated_at: sql<Date>`now()`,
+        })
+        .where('id', '=', id)
+        .where('status', 'in', ['pending', 'running'])
+        .returningAll()
+        .executeTakeFirst();
       if (!updated) {
         throw new PlexicaError('PLX_JOB_NOT_CANCELLABLE', {
           detail: `job ${id} is ${row.status}; only pending and running jobs can be cancelled`,
         });
       }
-      running.get(id)?.abort('cancelled');
+      runner.abort(id, 'cancelled');
       if (row.status === 'pending' && row.delivery_id) {
         await driver.cancel(queueOf(row.type), row.delivery_id).catch((err: unknown) =>
           // the worker checks the row before it runs anything, so a late delivery is harmless
@@ -527,7 +432,7 @@ export function createJobQueueService(options: {
             run_at: sql<Date>`now()`,
             started_at: null,
             finished_at: null,
-            delivery_id: null,
+            delivery_id: driver.transactional ? randomUUID() : null,
             updated_at: sql<Date>`now()`,
           })
           .where('id', '=', id)
@@ -536,10 +441,11 @@ export function createJobQueueService(options: {
           .executeTakeFirst();
         if (!reset)
           throw new PlexicaError('PLX_JOB_NOT_RETRYABLE', { detail: `job ${id} changed meanwhile` });
-        return driver.transactional ? dispatch(trx, reset) : reset;
+        if (driver.transactional) await dispatch(trx, [reset]);
+        return reset;
       });
-      const [delivered] = await afterCommit([updated]);
-      return toStatus(delivered!);
+      await afterCommit([updated]);
+      return toStatus(updated);
     },
 
     types: () => [...definitions.keys()].sort(),
@@ -561,7 +467,9 @@ export function createJobQueueService(options: {
         .selectAll()
         .where('status', '=', 'pending')
         .where('delivery_id', 'is', null)
-        .where('created_at', '<', new Date(Date.now() - olderThanMs))
+        // updated_at: a job just re-driven by `retry` is being dispatched right now
+        // the database's clock, not ours: instances and the database may disagree by a few ms
+        .where('updated_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`)
         .limit(1000)
         .execute();
       if (stale.length === 0) return 0;
@@ -579,7 +487,7 @@ export function createJobQueueService(options: {
         await driver.work(
           queue,
           { concurrency: definition.concurrency, tenantConcurrency: definition.tenantConcurrency },
-          ({ jobId, signal }) => run(definition.type, jobId, signal),
+          (received) => runner.run(definition.type, received),
         );
       }
     },
