@@ -222,8 +222,9 @@ export function createJobQueueService(options: {
   /**
    * Hands rows to the engine, one call per queue. On a transactional engine
    * this runs in the rows' own transaction with the delivery ids they were
-   * inserted with; otherwise after the commit, recording the ids afterwards —
-   * rows a crash left without one are found by `sweep`.
+   * inserted with; otherwise after the commit, recording the ids afterwards
+   * (sent first, recorded second: a crash between the two may deliver a job
+   * twice, never lose it; rows a crash left without an id are found by `sweep`).
    */
   const dispatch = async (executor: Kysely<CoreDatabase>, rows: Selectable<JobsTable>[]) => {
     const deliveries = rows.map((row) =>
@@ -237,7 +238,8 @@ export function createJobQueueService(options: {
         driver.transactional ? executor : undefined,
       );
     }
-    if (!driver.transactional) {
+    // rows inserted with their delivery id (transactional engines) need nothing more
+    if (rows.some((row) => !row.delivery_id)) {
       await sql`
         update core.jobs as j set delivery_id = d.id
         from jsonb_to_recordset(${JSON.stringify(deliveries)}::jsonb) as d(id text, "jobId" uuid)
