@@ -37,6 +37,11 @@ export const jobsMigrations: Migration[] = [
         db,
       );
       await sql`create index jobs_tenant_type on core.jobs (tenant_id, type, created_at desc)`.execute(db);
+      // dispatch windows (engines outside our transaction, see window.ts): what waits, what the engine holds
+      await sql`create index jobs_waiting on core.jobs (tenant_id, type, priority desc, run_at, created_at)
+        where status = 'pending' and delivery_id is null`.execute(db);
+      await sql`create index jobs_delivered on core.jobs (tenant_id, type)
+        where status in ('pending', 'running') and delivery_id is not null`.execute(db);
     },
   },
 ];

@@ -75,8 +75,10 @@ export function createJobRunner(options: {
   driver: QueueDriver;
   definitions: Map<string, Definition>;
   logger: Logger;
+  /** Called when a job ends for good (completed, failed, cancelled): its tenant has room for another. */
+  onSettled?: (tenantId: string, type: string) => void;
 }): JobRunner {
-  const { db, driver, definitions, logger } = options;
+  const { db, driver, definitions, logger, onSettled } = options;
   const running = new Map<string, AbortController>();
 
   // pending or running → running, for the delivery the row names (or any, before it names one);
@@ -165,6 +167,7 @@ export function createJobRunner(options: {
         .where('id', '=', jobId)
         .where('status', 'in', ['pending', 'running'])
         .execute();
+      onSettled?.(job.tenant_id, type);
       return;
     }
     if (job.tenant_status === 'suspended') return postpone(type, job);
@@ -179,8 +182,10 @@ export function createJobRunner(options: {
       definition.timeoutMs,
     );
     const attempt = job.attempts + 1;
-    const ended = (o: Omit<Outcome, 'id' | 'last_error' | 'result'> & Partial<Outcome>) =>
-      finish({ id: jobId, last_error: null, result: null, ...o });
+    const ended = async (o: Omit<Outcome, 'id' | 'last_error' | 'result'> & Partial<Outcome>) => {
+      await finish({ id: jobId, last_error: null, result: null, ...o });
+      if (o.finished) onSettled?.(job.tenant_id, type);
+    };
     try {
       const result = await Promise.race([
         definition.handler({

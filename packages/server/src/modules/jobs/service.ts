@@ -10,6 +10,7 @@ import type { JobStatusName, JobsTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { QueueDriver } from './driver.js';
 import { createJobRunner, type Definition, deliveryOf, queueOf } from './runner.js';
+import { createDispatchWindow, type TenantType } from './window.js';
 
 /** What a handler gets: the job, its tenant, and a way to report progress. */
 export interface JobRun<D = unknown> {
@@ -155,7 +156,21 @@ export function createJobQueueService(options: {
 }): JobQueueService {
   const { db, driver, logger } = options;
   const definitions = new Map<string, Definition>();
-  const runner = createJobRunner({ db, driver, definitions, logger });
+  // an engine outside our transaction gets each tenant's jobs a window at a time (see window.ts)
+  const dispatchWindow = driver.transactional
+    ? undefined
+    : createDispatchWindow({ db, driver, definitions, logger });
+  const pump = (pairs: TenantType[]) =>
+    dispatchWindow
+      ?.pump(pairs)
+      .catch((err: unknown) => logger.error({ err }, 'could not hand jobs to the engine; the sweep retries'));
+  const runner = createJobRunner({
+    db,
+    driver,
+    definitions,
+    logger,
+    ...(dispatchWindow && { onSettled: (tenantId: string, type: string) => void pump([{ tenantId, type }]) }),
+  });
   let started = false;
 
   // the engine starts on first use, in every role: the api role enqueues, the worker role works
@@ -250,7 +265,15 @@ export function createJobQueueService(options: {
   /** After a commit: dispatches what the transaction could not, and wakes local workers. */
   const afterCommit = async (rows: Selectable<JobsTable>[]) => {
     const undelivered = rows.filter((row) => !row.delivery_id && row.status === 'pending');
-    if (undelivered.length > 0) {
+    if (dispatchWindow) {
+      const now = Date.now();
+      await pump(
+        undelivered
+          .filter((row) => row.run_at.getTime() <= now)
+          .map((row) => ({ tenantId: row.tenant_id, type: row.type })),
+      );
+      for (const row of undelivered) if (row.run_at.getTime() > now) dispatchWindow.dueAt(row.run_at);
+    } else if (undelivered.length > 0) {
       try {
         await dispatch(db, undelivered);
       } catch (err) {
@@ -407,6 +430,7 @@ export function createJobQueueService(options: {
           logger.warn({ err, jobId: id }, 'could not withdraw a cancelled delivery'),
         );
       }
+      if (row.delivery_id) await pump([{ tenantId: row.tenant_id, type: row.type }]);
       return toStatus(updated);
     },
 
@@ -464,6 +488,10 @@ export function createJobQueueService(options: {
       await afterCommit(await db.selectFrom('core.jobs').selectAll().where('id', 'in', jobIds).execute());
     },
     async sweep(olderThanMs = 30_000) {
+      if (dispatchWindow) {
+        await prepare(definitions.keys());
+        return (await dispatchWindow.resendStale(olderThanMs)) + (await dispatchWindow.pumpDue());
+      }
       const stale = await db
         .selectFrom('core.jobs')
         .selectAll()
@@ -495,6 +523,7 @@ export function createJobQueueService(options: {
     },
 
     async stop(timeoutMs) {
+      dispatchWindow?.close();
       if (!ready) return;
       await ready.catch(() => {});
       await driver.stop(timeoutMs);
