@@ -455,26 +455,28 @@ for (const { kind, name, overrides } of ENGINES) {
       await waitFor(async () => (await pendingOfA()) === 0, 30_000);
     });
 
-    it.runIf(engine === 'redis')('sends again a delivery claimed but not sent before a crash', async () => {
-      // claimed (delivery id written) by a process that died before handing it to BullMQ
-      const row = await t.app.database.db
-        .insertInto('core.jobs')
-        .values({
-          tenant_id: a.id,
-          type: 'test.echo',
-          data: JSON.stringify({ text: 'claimed' }),
-          max_attempts: 3,
-          delivery_id: randomUUID(),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      await sleep(50);
-      expect(await t.app.services.jobs.sweep(0)).toBeGreaterThanOrEqual(1);
-      expect(await settled(a.adminToken, row.id)).toMatchObject({
-        status: 'completed',
-        result: { echoed: 'claimed' },
+    // only engines outside our transaction claim a delivery before sending it
+    if (engine === 'redis')
+      it('sends again a delivery claimed but not sent before a crash', async () => {
+        // claimed (delivery id written) by a process that died before handing it to BullMQ
+        const row = await t.app.database.db
+          .insertInto('core.jobs')
+          .values({
+            tenant_id: a.id,
+            type: 'test.echo',
+            data: JSON.stringify({ text: 'claimed' }),
+            max_attempts: 3,
+            delivery_id: randomUUID(),
+          })
+          .returning('id')
+          .executeTakeFirstOrThrow();
+        await sleep(50);
+        expect(await t.app.services.jobs.sweep(0)).toBeGreaterThanOrEqual(1);
+        expect(await settled(a.adminToken, row.id)).toMatchObject({
+          status: 'completed',
+          result: { echoed: 'claimed' },
+        });
       });
-    });
 
     it('runs a cron schedule once per tick however many schedulers tick', async () => {
       const created = await t.request({

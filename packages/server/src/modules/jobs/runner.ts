@@ -24,6 +24,15 @@ const SUSPENDED_DELAY_MS = 60_000;
 const BATCH = 500;
 
 export const queueOf = (type: string) => `plexica.${type}`;
+/** Rows grouped by the queue of their type. */
+export const byQueue = <R extends { type: string }>(rows: R[]) => {
+  const groups = new Map<string, R[]>();
+  for (const row of rows) {
+    const queue = queueOf(row.type);
+    groups.set(queue, [...(groups.get(queue) ?? []), row]);
+  }
+  return groups;
+};
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err)).slice(0, 2000);
 
 /** The delivery that hands `row` to the engine (again). */

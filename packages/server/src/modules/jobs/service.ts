@@ -9,7 +9,7 @@ import type { CoreDatabase } from '../../infra/database/index.js';
 import type { JobStatusName, JobsTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { QueueDriver } from './driver.js';
-import { createJobRunner, type Definition, deliveryOf, queueOf } from './runner.js';
+import { byQueue, createJobRunner, type Definition, deliveryOf, queueOf } from './runner.js';
 import { createDispatchWindow, type TenantType } from './window.js';
 
 /** What a handler gets: the job, its tenant, and a way to report progress. */
@@ -138,16 +138,6 @@ const toStatus = (row: Selectable<JobsTable>): JobStatus => ({
   finishedAt: iso(row.finished_at),
   updatedAt: row.updated_at.toISOString(),
 });
-
-/** Rows grouped by the queue of their type. */
-const byQueue = <R extends { type: string }>(rows: R[]) => {
-  const groups = new Map<string, R[]>();
-  for (const row of rows) {
-    const queue = queueOf(row.type);
-    groups.set(queue, [...(groups.get(queue) ?? []), row]);
-  }
-  return groups;
-};
 
 export function createJobQueueService(options: {
   db: Kysely<CoreDatabase>;

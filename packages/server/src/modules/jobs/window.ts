@@ -4,7 +4,7 @@ import { createBatcher } from '../../infra/batcher.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import type { JobsTable } from '../../infra/database/tables.js';
 import type { QueueDriver } from './driver.js';
-import { type Definition, deliveryOf, queueOf } from './runner.js';
+import { byQueue, type Definition, deliveryOf } from './runner.js';
 
 /** A tenant's jobs of one type. */
 export interface TenantType {
@@ -52,12 +52,7 @@ export function createDispatchWindow(options: {
   const { db, driver, definitions, logger } = options;
 
   const send = async (rows: Selectable<JobsTable>[]) => {
-    const byQueue = new Map<string, Selectable<JobsTable>[]>();
-    for (const row of rows) {
-      const queue = queueOf(row.type);
-      byQueue.set(queue, [...(byQueue.get(queue) ?? []), row]);
-    }
-    for (const [queue, group] of byQueue) {
+    for (const [queue, group] of byQueue(rows)) {
       await driver.send(
         queue,
         group.map((row) => deliveryOf(row, definitions.get(row.type), row.delivery_id!)),
