@@ -46,6 +46,19 @@ for (const { kind, name, overrides } of ENGINES) {
       t.request({ method: 'POST', url: '/api/v1/jobs', token, body, headers });
     const status = async (token: string, id: string) =>
       (await t.request({ method: 'GET', url: `/api/v1/jobs/${id}/status`, token })).body;
+    /** A test.echo job of tenant A written straight to core.jobs, as a crash may leave it. */
+    const storeEcho = (text: string, deliveryId: string | null = null) =>
+      t.app.database.db
+        .insertInto('core.jobs')
+        .values({
+          tenant_id: a.id,
+          type: 'test.echo',
+          data: JSON.stringify({ text }),
+          max_attempts: 3,
+          delivery_id: deliveryId,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
     const settled = (token: string, id: string, timeoutMs?: number) =>
       waitFor(async () => {
         const job = await status(token, id);
@@ -400,16 +413,7 @@ for (const { kind, name, overrides } of ENGINES) {
 
     it('delivers a stored job whose hand-off to the engine a crash interrupted', async () => {
       // what a crash between the commit and the dispatch leaves (engines that cannot join a transaction)
-      const row = await t.app.database.db
-        .insertInto('core.jobs')
-        .values({
-          tenant_id: a.id,
-          type: 'test.echo',
-          data: JSON.stringify({ text: 'swept' }),
-          max_attempts: 3,
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
+      const row = await storeEcho('swept');
       expect(await t.app.services.jobs.sweep(0)).toBeGreaterThanOrEqual(1);
       expect(await settled(a.adminToken, row.id)).toMatchObject({
         status: 'completed',
@@ -459,17 +463,7 @@ for (const { kind, name, overrides } of ENGINES) {
     if (engine === 'redis')
       it('sends again a delivery claimed but not sent before a crash', async () => {
         // claimed (delivery id written) by a process that died before handing it to BullMQ
-        const row = await t.app.database.db
-          .insertInto('core.jobs')
-          .values({
-            tenant_id: a.id,
-            type: 'test.echo',
-            data: JSON.stringify({ text: 'claimed' }),
-            max_attempts: 3,
-            delivery_id: randomUUID(),
-          })
-          .returning('id')
-          .executeTakeFirstOrThrow();
+        const row = await storeEcho('claimed', randomUUID());
         await sleep(50);
         expect(await t.app.services.jobs.sweep(0)).toBeGreaterThanOrEqual(1);
         expect(await settled(a.adminToken, row.id)).toMatchObject({

@@ -107,7 +107,12 @@ export interface JobQueueService {
   prepare(types: Iterable<string>): Promise<void>;
   /** After `enqueueIn`'s transaction commits: delivers what it could not, wakes workers. */
   committed(jobIds: string[]): Promise<void>;
-  /** Delivers pending jobs a crash left undelivered for more than `olderThanMs` (scheduler role). @returns how many */
+  /**
+   * Scheduler role: delivers pending jobs a crash left undelivered for more than
+   * `olderThanMs`; on engines outside our transaction also sends again deliveries
+   * claimed but maybe not sent, and lets waiting jobs into their windows.
+   * @returns how many rows (or tenant and type pairs) it handled
+   */
   sweep(olderThanMs?: number): Promise<number>;
   /** Starts the workers of every defined type (the worker role). */
   start(): Promise<void>;
@@ -225,11 +230,10 @@ export function createJobQueueService(options: {
   };
 
   /**
-   * Hands rows to the engine, one call per queue. On a transactional engine
-   * this runs in the rows' own transaction with the delivery ids they were
-   * inserted with; otherwise after the commit, recording the ids afterwards
-   * (sent first, recorded second: a crash between the two may deliver a job
-   * twice, never lose it; rows a crash left without an id are found by `sweep`).
+   * Hands rows to a transactional engine, one call per queue: in the rows' own
+   * transaction with the delivery ids they were inserted with, or, for rows
+   * `sweep` found without one, after the fact, recording the ids afterwards.
+   * Other engines get their rows through the dispatch window (window.ts).
    */
   const dispatch = async (executor: Kysely<CoreDatabase>, rows: Selectable<JobsTable>[]) => {
     const deliveries = rows.map((row) =>
