@@ -201,8 +201,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       refreshTtlSeconds: config.refreshTokenTtlSeconds,
     });
     const roles = createRolesService({ db, registry, audit });
-    const users = createUsersService({ db, registry, roles, sessions, audit });
     const apiKeys = createApiKeysService({ db, registry, audit });
+    const users = createUsersService({ db, registry, roles, sessions, apiKeys, audit });
     const providers = createIdentityProvidersService({ db, registry, secrets, roles, audit });
     const authenticator = createAuthenticator({
       db,

@@ -144,6 +144,122 @@ for (const kind of DATABASES) {
       expect(admin.status).toBe(200);
     });
 
+    // issue 9 item 4: a key is worth no more than its creator is today
+    describe('follows its creator', () => {
+      const newUser = async (email: string, roles?: string[]) => {
+        const user = await t.request({
+          method: 'POST',
+          url: '/api/v1/users',
+          token: tenant.adminToken,
+          body: { email, password: 'member-password-1', ...(roles && { roles }) },
+        });
+        expect(user.status).toBe(201);
+        return { id: user.body.id as string, token: await t.login(email, 'member-password-1', 'keys-co') };
+      };
+      const patchUser = (id: string, body: unknown) =>
+        t.request({ method: 'PATCH', url: `/api/v1/users/${id}`, token: tenant.adminToken, body });
+      const listUsers = (secret: string) => t.request({ method: 'GET', url: '/api/v1/users', token: secret });
+      const keyRow = (id: string) =>
+        t.request({ method: 'GET', url: `/api/v1/api-keys/${id}`, token: tenant.adminToken });
+
+      it('grants only what its creator holds now: roles emptied, a custom role narrowed', async () => {
+        const user = await newUser('shrinking@keys.test');
+        const key = await create(user.token, { name: 'k', permissions: ['core:user:read'] });
+        expect(key.status).toBe(201);
+        expect((await listUsers(key.body.secret)).status).toBe(200);
+        expect((await patchUser(user.id, { roles: [] })).status).toBe(200);
+        const emptied = await listUsers(key.body.secret);
+        expect(emptied.status).toBe(403);
+        expect(emptied.body.code).toBe('PLX_PERMISSION_DENIED');
+        // computed at use, so giving the role back restores the key
+        expect((await patchUser(user.id, { roles: ['member'] })).status).toBe(200);
+        expect((await listUsers(key.body.secret)).status).toBe(200);
+
+        const role = await t.request({
+          method: 'POST',
+          url: '/api/v1/roles',
+          token: tenant.adminToken,
+          body: { key: 'key-auditor', name: 'Key auditor', permissions: ['core:audit:read'] },
+        });
+        expect(role.status).toBe(201);
+        expect((await patchUser(user.id, { roles: ['member', 'key-auditor'] })).status).toBe(200);
+        const fresh = await t.login('shrinking@keys.test', 'member-password-1', 'keys-co');
+        const auditKey = await create(fresh, { name: 'audit', permissions: ['core:audit:read'] });
+        expect(auditKey.status).toBe(201);
+        const audit = () =>
+          t.request({ method: 'GET', url: '/api/v1/audit-events', token: auditKey.body.secret });
+        expect((await audit()).status).toBe(200);
+        await t.request({
+          method: 'PATCH',
+          url: '/api/v1/roles/key-auditor',
+          token: tenant.adminToken,
+          body: { permissions: [] },
+        });
+        expect((await audit()).status).toBe(403);
+      });
+
+      it('is revoked when its creator is disabled or deleted', async () => {
+        const disabled = await newUser('disabled@keys.test');
+        const key = await create(disabled.token, { name: 'k', permissions: ['core:user:read'] });
+        expect((await patchUser(disabled.id, { status: 'disabled' })).status).toBe(200);
+        const refused = await listUsers(key.body.secret);
+        expect(refused.status).toBe(401);
+        expect(refused.body.code).toBe('PLX_AUTH_API_KEY_INVALID');
+        expect((await keyRow(key.body.key.id)).body.revokedAt).not.toBeNull();
+
+        const deleted = await newUser('deleted@keys.test');
+        const orphan = await create(deleted.token, { name: 'k', permissions: ['core:user:read'] });
+        expect(
+          (
+            await t.request({
+              method: 'DELETE',
+              url: `/api/v1/users/${deleted.id}`,
+              token: tenant.adminToken,
+            })
+          ).status,
+        ).toBe(204);
+        const gone = await listUsers(orphan.body.secret);
+        expect(gone.status).toBe(401);
+        expect(gone.body.code).toBe('PLX_AUTH_API_KEY_INVALID');
+        const row = await keyRow(orphan.body.key.id);
+        expect(row.body).toMatchObject({ createdBy: null });
+        expect(row.body.revokedAt).not.toBeNull();
+      });
+
+      it('stops working at use when its creator is disabled or gone, even unrevoked (keys from before)', async () => {
+        const db = t.app.database.db;
+        const user = await newUser('legacy@keys.test');
+        const key = await create(user.token, { name: 'k', permissions: ['core:user:read'] });
+        // what the old code left behind: a disabled creator and an orphan, neither revoked
+        await db.updateTable('core.users').set({ status: 'disabled' }).where('id', '=', user.id).execute();
+        const disabled = await listUsers(key.body.secret);
+        expect(disabled.status).toBe(401);
+        expect(disabled.body.code).toBe('PLX_AUTH_API_KEY_INVALID');
+        await db.updateTable('core.users').set({ status: 'active' }).where('id', '=', user.id).execute();
+        expect((await listUsers(key.body.secret)).status).toBe(200);
+        await db
+          .updateTable('core.api_keys')
+          .set({ created_by: null })
+          .where('id', '=', key.body.key.id)
+          .execute();
+        const orphan = await listUsers(key.body.secret);
+        expect(orphan.status).toBe(401);
+        expect(orphan.body.code).toBe('PLX_AUTH_API_KEY_INVALID');
+      });
+
+      it('keeps a super admin’s key in a tenant working', async () => {
+        const created = await t.request({
+          method: 'POST',
+          url: '/api/v1/api-keys',
+          token: await t.adminToken(),
+          tenant: tenant.id,
+          body: { name: 'ops', permissions: ['core:user:read'] },
+        });
+        expect(created.status).toBe(201);
+        expect((await listUsers(created.body.secret)).status).toBe(200);
+      });
+    });
+
     it('stops working when its tenant is suspended', async () => {
       const created = await create(tenant.adminToken, { name: 'suspend', permissions: ['core:user:read'] });
       const root = await t.adminToken();

@@ -84,6 +84,40 @@ describe('permission registry', () => {
     expect(() => registry.assertGrantable(['core:tenant:create'])).toThrowError(/not a grantable permission/);
     expect(() => registry.assertGrantable(['nope:nope:nope'])).toThrowError(/not a grantable permission/);
   });
+
+  it('computes effective permissions: custom keys count only while registered and tenant-scoped', () => {
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+    const held = registry.permissionsOf({
+      isSuperAdmin: false,
+      roles: ['member', 'auditor', 'super_admin'],
+      customPermissions: ['core:audit:read', 'core:tenant:delete', 'gone:thing:read'],
+    });
+    expect(held.has('core:audit:read')).toBe(true);
+    expect(held.has('core:user:read')).toBe(true);
+    // a tenant user listing super_admin among their roles gains nothing from it
+    expect(held.has('core:tenant:delete')).toBe(false);
+    expect(held.has('gone:thing:read')).toBe(false);
+    expect(registry.permissionsOf({ isSuperAdmin: true, roles: [], customPermissions: [] })).toEqual(
+      registry.builtInRole('super_admin'),
+    );
+  });
+
+  it('names what the caller does not hold, and nothing for a super admin (issue 9 item 3)', () => {
+    const registry = new PermissionRegistry();
+    registry.register('core', CORE_PERMISSIONS);
+    const wanted = ['core:user:update', 'core:user:read', 'core:role:manage', 'core:user:read'];
+    expect(registry.notHeld(ctxWith(['core:user:read']), wanted)).toEqual([
+      'core:role:manage',
+      'core:user:update',
+    ]);
+    const root = ctxWith([]);
+    root.principal = { ...root.principal!, isSuperAdmin: true };
+    expect(registry.notHeld(root, wanted)).toEqual([]);
+    expect(() => registry.notHeld({ traceId: 't', principal: null, tenant: null }, wanted)).toThrowError(
+      /Authentication required/,
+    );
+  });
 });
 
 describe('route guards', () => {

@@ -64,6 +64,10 @@ export const ERROR_CODES = {
   PLX_ROLE_BUILTIN: { kind: 'forbidden', title: 'Built-in roles cannot be changed' },
   PLX_PERMISSION_UNKNOWN: { kind: 'invalid', title: 'Unknown permission key' },
   PLX_PERMISSION_CONFLICT: { kind: 'conflict', title: 'Permission key is already registered' },
+  PLX_PERMISSION_NOT_HELD: {
+    kind: 'forbidden',
+    title: 'The caller does not hold every permission this grants or affects',
+  },
   PLX_OIDC_NOT_CONFIGURED: { kind: 'not_found', title: 'No identity provider is configured' },
   PLX_OIDC_ISSUER_TAKEN: { kind: 'conflict', title: 'Issuer is already used by another tenant' },
   PLX_SECRET_UNDECRYPTABLE: { kind: 'internal', title: 'Secret cannot be decrypted with the known keys' },

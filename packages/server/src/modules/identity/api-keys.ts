@@ -29,6 +29,11 @@ export interface ApiKeysService {
   list(ctx: RequestContext): Promise<ApiKey[]>;
   get(ctx: RequestContext, id: string): Promise<ApiKey>;
   revoke(ctx: RequestContext, id: string): Promise<ApiKey>;
+  /**
+   * Revokes every live key `userId` created, when the user is disabled or deleted (the check at
+   * use refuses such keys anyway; revoking makes the key list say so). @returns how many
+   */
+  revokeAllOf(userId: string, db?: Kysely<CoreDatabase>): Promise<number>;
 }
 
 const KEY_FORMAT = /^plx_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
@@ -159,6 +164,16 @@ export function createApiKeysService(options: {
         .executeTakeFirstOrThrow();
       await audit.record(ctx, { action: 'api_key.revoked', targetType: 'api_key', targetId: id });
       return toApiKey(row);
+    },
+
+    async revokeAllOf(userId, trx = db) {
+      const result = await trx
+        .updateTable('core.api_keys')
+        .set({ revoked_at: new Date() })
+        .where('created_by', '=', userId)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
+      return Number(result.numUpdatedRows);
     },
   };
 }

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Principal, TenantRef } from '../../context.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
-import { BUILT_IN_ROLES, type BuiltInRole, type PermissionRegistry } from '../permissions/registry.js';
+import type { PermissionRegistry } from '../permissions/registry.js';
 import { assertTenantUsable, toTenantRef } from '../tenants/service.js';
 import { parseApiKey } from './api-keys.js';
 import type { OidcVerifier } from './oidc.js';
@@ -24,8 +24,6 @@ export interface Authenticator {
   permissionsFor(input: { isSuperAdmin: boolean; roles: string[]; customPermissions: string[] }): Set<string>;
 }
 
-const isBuiltIn = (role: string): role is BuiltInRole => (BUILT_IN_ROLES as readonly string[]).includes(role);
-
 // API keys record last use at most once a minute, so a busy key is not a write per request.
 const LAST_USED_RESOLUTION_MS = 60_000;
 
@@ -38,17 +36,7 @@ export function createAuthenticator(options: {
 }): Authenticator {
   const { db, tokens, oidc, registry, logger } = options;
 
-  const permissionsFor: Authenticator['permissionsFor'] = ({ isSuperAdmin, roles, customPermissions }) => {
-    if (isSuperAdmin) return registry.builtInRole('super_admin');
-    const permissions = new Set<string>(
-      customPermissions.filter((key) => registry.get(key)?.scope === 'tenant'),
-    );
-    for (const role of roles) {
-      if (isBuiltIn(role) && role !== 'super_admin')
-        for (const key of registry.builtInRole(role)) permissions.add(key);
-    }
-    return permissions;
-  };
+  const permissionsFor: Authenticator['permissionsFor'] = (input) => registry.permissionsOf(input);
 
   const fromAccessToken = async (token: string): Promise<Authenticated> => {
     const claims = await tokens.verify(token);
@@ -101,9 +89,12 @@ export function createAuthenticator(options: {
   const fromApiKey = async (token: string): Promise<Authenticated> => {
     const parsed = parseApiKey(token);
     if (!parsed) throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
+    // one round trip: the key, its tenant, and its creator's current roles and custom-role
+    // permissions, since a key is worth no more than its creator is today
     const row = await db
       .selectFrom('core.api_keys as k')
       .innerJoin('core.tenants as t', 't.id', 'k.tenant_id')
+      .leftJoin('core.users as u', 'u.id', 'k.created_by')
       .select([
         'k.id',
         'k.hash',
@@ -116,6 +107,12 @@ export function createAuthenticator(options: {
         't.slug as tenant_slug',
         't.status as tenant_status',
         't.settings as tenant_settings',
+        'u.tenant_id as creator_tenant_id',
+        'u.status as creator_status',
+        'u.is_super_admin as creator_is_super_admin',
+        'u.roles as creator_roles',
+        sql<string[][]>`(select coalesce(jsonb_agg(r.permissions), '[]'::jsonb) from core.roles r
+          where r.tenant_id = k.tenant_id and u.roles ? r.key)`.as('creator_custom_permissions'),
       ])
       .where('k.prefix', '=', parsed.prefix)
       .executeTakeFirst();
@@ -128,6 +125,21 @@ export function createAuthenticator(options: {
     if (row.expires_at && new Date(row.expires_at) <= new Date()) {
       throw new PlexicaError('PLX_AUTH_API_KEY_INVALID', { detail: 'API key has expired' });
     }
+    // Deleting a user sets created_by to null (the key row stays for the audit trail), so a key
+    // without a creator is dead; so is one whose creator is disabled, or (never expected, as
+    // users do not move, but cheap to refuse) whose creator is a user of another tenant. Super
+    // admins create keys in any tenant they name.
+    if (row.created_by === null || row.creator_status === null || row.creator_roles === null) {
+      throw new PlexicaError('PLX_AUTH_API_KEY_INVALID', { detail: "API key's creator no longer exists" });
+    }
+    if (row.creator_status !== 'active') {
+      throw new PlexicaError('PLX_AUTH_API_KEY_INVALID', { detail: "API key's creator is disabled" });
+    }
+    if (!row.creator_is_super_admin && row.creator_tenant_id !== row.tenant_id) {
+      throw new PlexicaError('PLX_AUTH_API_KEY_INVALID', {
+        detail: "API key's creator is not a user of its tenant",
+      });
+    }
     assertTenantUsable(row.tenant_status);
     if (!row.last_used_at || Date.now() - row.last_used_at.getTime() > LAST_USED_RESOLUTION_MS) {
       db.updateTable('core.api_keys')
@@ -139,17 +151,45 @@ export function createAuthenticator(options: {
         );
     }
     return {
-      principal: {
-        type: 'api_key',
+      principal: apiKeyPrincipal({
         id: row.id,
-        userId: row.created_by,
-        isSuperAdmin: false,
-        roles: [],
-        // keys registered later or removed since creation grant nothing
-        permissions: new Set(row.permissions.filter((key) => registry.get(key)?.scope === 'tenant')),
-        sessionId: null,
-      },
+        keyPermissions: row.permissions,
+        creator: {
+          id: row.created_by,
+          isSuperAdmin: row.creator_is_super_admin ?? false,
+          roles: row.creator_roles,
+          customPermissions: row.creator_custom_permissions.flat(),
+        },
+      }),
       tenant: toTenantRef({ id: row.tenant_id, slug: row.tenant_slug, settings: row.tenant_settings }),
+    };
+  };
+
+  /**
+   * What a key may do: the intersection of its own permissions and its creator's current ones
+   * (a member's key loses what the member loses). Pure: no lookup, no clock.
+   */
+  const apiKeyPrincipal = (key: {
+    id: string;
+    keyPermissions: string[];
+    creator: { id: string; isSuperAdmin: boolean; roles: string[]; customPermissions: string[] };
+  }): Principal => {
+    const creatorHolds = permissionsFor({
+      isSuperAdmin: key.creator.isSuperAdmin,
+      roles: key.creator.roles,
+      customPermissions: key.creator.customPermissions,
+    });
+    return {
+      type: 'api_key',
+      id: key.id,
+      userId: key.creator.id,
+      isSuperAdmin: false,
+      roles: [],
+      // keys registered later or removed since creation grant nothing, nor do platform keys
+      permissions: new Set(
+        key.keyPermissions.filter((k) => registry.get(k)?.scope === 'tenant' && creatorHolds.has(k)),
+      ),
+      sessionId: null,
     };
   };
 

@@ -30,8 +30,21 @@ export interface RolesService {
   ): Promise<Role>;
   /** Deletes a custom role and takes it away from every user who had it. */
   remove(ctx: RequestContext, key: string): Promise<void>;
-  /** Roles a tenant user may be given: tenant_admin, member and the tenant's custom roles. */
+  /**
+   * Refuses roles a tenant user may not be given (`PLX_ROLE_NOT_FOUND`: anything but
+   * tenant_admin, member and the tenant's custom roles) and roles carrying a permission the
+   * caller does not hold (`PLX_PERMISSION_NOT_HELD`; a super admin holds all). Used wherever
+   * roles are granted: user creation and update, the OIDC role mapping and default roles.
+   */
   assertAssignable(ctx: RequestContext, roles: string[]): Promise<void>;
+  /**
+   * Refuses (`PLX_PERMISSION_NOT_HELD`) unless the caller holds every permission `roles`
+   * carry in the tenant: a user is changed or deleted only by someone at least as strong.
+   * `subject` names the holder in the error, e.g. `user 6f…`.
+   *
+   * @example await roles.assertHoldsAllOf(ctx, target.roles, `user ${target.id}`)
+   */
+  assertHoldsAllOf(ctx: RequestContext, roles: string[], subject: string): Promise<void>;
 }
 
 const BUILT_IN_NAMES: Record<string, string> = {
@@ -61,6 +74,42 @@ export function createRolesService(options: {
     }
   };
 
+  // a custom role's stored keys that still grant something (see permissionsOf)
+  const granted = (stored: string[]) =>
+    registry.permissionsOf({ isSuperAdmin: false, roles: [], customPermissions: stored });
+
+  /** What each role carries in the tenant; roles that do not exist there are left out. */
+  const carriedBy = async (tenantId: string, roles: string[]): Promise<Map<string, Set<string>>> => {
+    const carried = new Map<string, Set<string>>();
+    const custom: string[] = [];
+    for (const role of new Set(roles)) {
+      if (role === 'tenant_admin' || role === 'member') carried.set(role, registry.builtInRole(role));
+      else custom.push(role);
+    }
+    if (custom.length > 0) {
+      const rows = await db
+        .selectFrom('core.roles')
+        .select(['key', 'permissions'])
+        .where('tenant_id', '=', tenantId)
+        .where('key', 'in', custom)
+        .execute();
+      for (const row of rows) carried.set(row.key, granted(row.permissions));
+    }
+    return carried;
+  };
+
+  const notHeldError = (what: string, missing: string[], field?: string) =>
+    new PlexicaError('PLX_PERMISSION_NOT_HELD', {
+      detail: `${what} permissions you do not hold: ${missing.join(', ')}`,
+      ...(field !== undefined && { errors: [{ field, message: `${what} ${missing.join(', ')}` }] }),
+    });
+
+  /** You may grant, narrow or delete a role only when you hold all it carries and would carry. */
+  const assertMayShape = (ctx: RequestContext, key: string, permissions: Iterable<string>) => {
+    const missing = registry.notHeld(ctx, permissions);
+    if (missing.length > 0) throw notHeldError(`role "${key}" carries`, missing, 'permissions');
+  };
+
   return {
     async list(ctx) {
       registry.authorize(ctx, 'core:role:read');
@@ -86,6 +135,7 @@ export function createRolesService(options: {
       const tenant = requireTenant(ctx);
       assertCustom(key);
       registry.assertGrantable(permissions);
+      assertMayShape(ctx, key, permissions);
       try {
         const row = await db
           .insertInto('core.roles')
@@ -111,23 +161,36 @@ export function createRolesService(options: {
       const tenant = requireTenant(ctx);
       assertCustom(key);
       if (patch.permissions) registry.assertGrantable(patch.permissions);
-      const row = await db
-        .updateTable('core.roles')
-        .set({
-          ...(patch.name !== undefined && { name: patch.name }),
-          ...(patch.description !== undefined && { description: patch.description }),
-          ...(patch.permissions !== undefined && {
-            permissions: JSON.stringify([...new Set(patch.permissions)].sort()),
-          }),
-          updated_at: new Date(),
-        })
-        .where('tenant_id', '=', tenant.id)
-        .where('key', '=', key)
-        .returningAll()
-        .executeTakeFirst();
-      if (!row) throw new PlexicaError('PLX_ROLE_NOT_FOUND');
-      await audit.record(ctx, { action: 'role.updated', targetType: 'role', targetId: key });
-      return toRole(row);
+      return db.transaction().execute(async (trx) => {
+        // locked, so a concurrent edit cannot widen the role between this check and the write
+        const current = await trx
+          .selectFrom('core.roles')
+          .select('permissions')
+          .where('tenant_id', '=', tenant.id)
+          .where('key', '=', key)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!current) throw new PlexicaError('PLX_ROLE_NOT_FOUND');
+        // the editor's own role included: core:role:manage never widens beyond what one holds,
+        // and a stronger role is not theirs to rename or narrow either
+        assertMayShape(ctx, key, [...granted(current.permissions), ...(patch.permissions ?? [])]);
+        const row = await trx
+          .updateTable('core.roles')
+          .set({
+            ...(patch.name !== undefined && { name: patch.name }),
+            ...(patch.description !== undefined && { description: patch.description }),
+            ...(patch.permissions !== undefined && {
+              permissions: JSON.stringify([...new Set(patch.permissions)].sort()),
+            }),
+            updated_at: new Date(),
+          })
+          .where('tenant_id', '=', tenant.id)
+          .where('key', '=', key)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await audit.record(ctx, { action: 'role.updated', targetType: 'role', targetId: key }, trx);
+        return toRole(row);
+      });
     },
 
     async remove(ctx, key) {
@@ -139,8 +202,12 @@ export function createRolesService(options: {
           .deleteFrom('core.roles')
           .where('tenant_id', '=', tenant.id)
           .where('key', '=', key)
+          .returning('permissions')
           .executeTakeFirst();
-        if (Number(deleted.numDeletedRows) === 0) throw new PlexicaError('PLX_ROLE_NOT_FOUND');
+        if (!deleted) throw new PlexicaError('PLX_ROLE_NOT_FOUND');
+        // deleting takes the role from its holders: only for someone holding all it carries
+        // (throwing here rolls the delete back)
+        assertMayShape(ctx, key, granted(deleted.permissions));
         await trx
           .updateTable('core.users')
           .set({ roles: sql`roles - ${key}` })
@@ -153,24 +220,42 @@ export function createRolesService(options: {
 
     async assertAssignable(ctx, roles) {
       const tenant = requireTenant(ctx);
-      const custom = roles.filter((r) => r !== 'tenant_admin' && r !== 'member');
-      const found =
-        custom.length === 0
-          ? []
-          : await db
-              .selectFrom('core.roles')
-              .select('key')
-              .where('tenant_id', '=', tenant.id)
-              .where('key', 'in', custom)
-              .execute();
-      const known = new Set(found.map((r) => r.key));
-      const unknown = custom.filter((r) => !known.has(r));
+      const carried = await carriedBy(tenant.id, roles);
+      const unknown = [...new Set(roles)].filter((r) => !carried.has(r));
       if (unknown.length > 0) {
         throw new PlexicaError('PLX_ROLE_NOT_FOUND', {
           detail: `unknown role(s): ${unknown.join(', ')}`,
           errors: unknown.map((r) => ({ field: 'roles', message: `unknown role "${r}"` })),
         });
       }
+      // you may grant only what you hold: a role is assignable when all it carries is held
+      const refused = [...carried]
+        .map(([role, permissions]) => ({ role, missing: registry.notHeld(ctx, permissions) }))
+        .filter(({ missing }) => missing.length > 0);
+      if (refused.length > 0) {
+        throw new PlexicaError('PLX_PERMISSION_NOT_HELD', {
+          detail: refused
+            .map(
+              ({ role, missing }) =>
+                `role "${role}" carries permissions you do not hold: ${missing.join(', ')}`,
+            )
+            .join('; '),
+          errors: refused.map(({ role, missing }) => ({
+            field: 'roles',
+            message: `role "${role}" carries ${missing.join(', ')}`,
+          })),
+        });
+      }
+    },
+
+    async assertHoldsAllOf(ctx, roles, subject) {
+      const tenant = requireTenant(ctx);
+      const carried = await carriedBy(tenant.id, roles);
+      const missing = registry.notHeld(
+        ctx,
+        [...carried.values()].flatMap((permissions) => [...permissions]),
+      );
+      if (missing.length > 0) throw notHeldError(`${subject} holds`, missing);
     },
   };
 }

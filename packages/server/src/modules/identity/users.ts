@@ -6,6 +6,7 @@ import type { UsersTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { AuditService } from '../audit/service.js';
 import type { PermissionRegistry } from '../permissions/registry.js';
+import type { ApiKeysService } from './api-keys.js';
 import { assertPasswordPolicy, hashPassword, normalizeEmail } from './passwords.js';
 import type { RolesService } from './roles.js';
 import type { SessionsService } from './sessions.js';
@@ -70,9 +71,10 @@ export function createUsersService(options: {
   registry: PermissionRegistry;
   roles: RolesService;
   sessions: SessionsService;
+  apiKeys: ApiKeysService;
   audit: AuditService;
 }): UsersService {
-  const { db, registry, roles, sessions, audit } = options;
+  const { db, registry, roles, sessions, apiKeys, audit } = options;
 
   const load = async (tenantId: string, id: string) => {
     const row = await db
@@ -139,7 +141,9 @@ export function createUsersService(options: {
     async update(ctx, id, patch) {
       registry.authorize(ctx, 'core:user:update');
       const tenant = requireTenant(ctx);
-      await load(tenant.id, id);
+      const target = await load(tenant.id, id);
+      // a user is changed (password, status, roles, name) only by someone holding all they hold
+      await roles.assertHoldsAllOf(ctx, target.roles, `user ${id}`);
       if (patch.roles) await roles.assertAssignable(ctx, patch.roles);
       if (patch.password !== undefined) assertPasswordPolicy(patch.password);
       const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
@@ -157,15 +161,17 @@ export function createUsersService(options: {
           .where('tenant_id', '=', tenant.id)
           .returningAll()
           .executeTakeFirstOrThrow();
-        // a new password or a disabled account ends every session
+        // a new password or a disabled account ends every session; disabling also ends the
+        // user's API keys, for good (enabling the user again does not bring them back)
         if (passwordHash !== undefined || patch.status === 'disabled') await sessions.revokeAll(id, trx);
+        const revokedApiKeys = patch.status === 'disabled' ? await apiKeys.revokeAllOf(id, trx) : 0;
         await audit.record(
           ctx,
           {
             action: 'user.updated',
             targetType: 'user',
             targetId: id,
-            data: { fields: Object.keys(patch).sort() },
+            data: { fields: Object.keys(patch).sort(), ...(revokedApiKeys > 0 && { revokedApiKeys }) },
           },
           trx,
         );
@@ -176,10 +182,22 @@ export function createUsersService(options: {
     async remove(ctx, id) {
       registry.authorize(ctx, 'core:user:delete');
       const tenant = requireTenant(ctx);
-      await load(tenant.id, id);
+      const target = await load(tenant.id, id);
+      await roles.assertHoldsAllOf(ctx, target.roles, `user ${id}`);
       await db.transaction().execute(async (trx) => {
+        // the keys stay, revoked and with created_by set to null by the foreign key, for the record
+        const revokedApiKeys = await apiKeys.revokeAllOf(id, trx);
         await trx.deleteFrom('core.users').where('id', '=', id).where('tenant_id', '=', tenant.id).execute();
-        await audit.record(ctx, { action: 'user.deleted', targetType: 'user', targetId: id }, trx);
+        await audit.record(
+          ctx,
+          {
+            action: 'user.deleted',
+            targetType: 'user',
+            targetId: id,
+            ...(revokedApiKeys > 0 && { data: { revokedApiKeys } }),
+          },
+          trx,
+        );
       });
     },
   };

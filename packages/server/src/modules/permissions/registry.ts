@@ -75,6 +75,40 @@ export class PermissionRegistry {
     return new Set(all.filter((d) => d.scope === 'tenant' && d.member).map((d) => d.key));
   }
 
+  /**
+   * Effective permissions of a user with these roles in a tenant: every key for a super admin,
+   * else the built-in roles' keys plus the tenant-scoped registered keys of their custom roles
+   * (a key unregistered since, or a platform key, grants nothing). Pure, so a principal built
+   * from it can be cached.
+   *
+   * @example registry.permissionsOf({ isSuperAdmin: false, roles: ['member', 'auditor'], customPermissions: ['core:audit:read'] })
+   */
+  permissionsOf(input: {
+    isSuperAdmin: boolean;
+    roles: readonly string[];
+    customPermissions: readonly string[];
+  }): Set<string> {
+    if (input.isSuperAdmin) return this.builtInRole('super_admin');
+    const permissions = new Set(input.customPermissions.filter((key) => this.get(key)?.scope === 'tenant'));
+    for (const role of input.roles) {
+      if (role === 'tenant_admin' || role === 'member') {
+        for (const key of this.builtInRole(role)) permissions.add(key);
+      }
+    }
+    return permissions;
+  }
+
+  /**
+   * The keys of `wanted` the caller does not hold, sorted; none for a super admin. The rule
+   * behind every grant: you may give (or take away) only what you hold yourself.
+   */
+  notHeld(ctx: RequestContext, wanted: Iterable<string>): string[] {
+    const principal = ctx.principal;
+    if (!principal) throw new PlexicaError('PLX_AUTH_REQUIRED');
+    if (principal.isSuperAdmin) return [];
+    return [...new Set(wanted)].filter((key) => !principal.permissions.has(key)).sort();
+  }
+
   /** Refuses keys nobody registered and platform keys (which no tenant can grant). */
   assertGrantable(keys: string[]): void {
     const errors = keys
