@@ -12,6 +12,7 @@ import { type CoreDatabase, type Database, openDatabase } from './infra/database
 import { type Migration, migrateSchema } from './infra/database/migrator.js';
 import { createIdempotencyStore, idempotencyMigrations } from './infra/idempotency.js';
 import { createMetrics } from './infra/metrics.js';
+import { createOutboundGuard } from './infra/net/outbound-guard.js';
 import {
   createMemoryRateLimitStore,
   createRedisRateLimitStore,
@@ -22,6 +23,7 @@ import { auditRoutes } from './modules/audit/routes.js';
 import { type AuditService, createAuditService } from './modules/audit/service.js';
 import { type ApiKeysService, createApiKeysService } from './modules/identity/api-keys.js';
 import { createAuthenticator } from './modules/identity/authenticate.js';
+import { createIdentityLinksService } from './modules/identity/identity-links.js';
 import { identityMigrations } from './modules/identity/migrations.js';
 import {
   createIdentityProvidersService,
@@ -203,11 +205,23 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     const roles = createRolesService({ db, registry, audit });
     const apiKeys = createApiKeysService({ db, registry, audit });
     const users = createUsersService({ db, registry, roles, sessions, apiKeys, audit });
-    const providers = createIdentityProvidersService({ db, registry, secrets, roles, audit });
+    // every request made for a tenant (OIDC discovery and keys) goes through this one guard
+    const outbound = createOutboundGuard({ allowHosts: config.outboundAllowHosts });
+    const oidc = createOidcVerifier({ db, guard: outbound, logger });
+    const providers = createIdentityProvidersService({
+      db,
+      registry,
+      secrets,
+      roles,
+      audit,
+      guard: outbound,
+      logger,
+    });
+    const links = createIdentityLinksService({ db, registry, roles, audit, verifier: oidc });
     const authenticator = createAuthenticator({
       db,
       tokens,
-      oidc: createOidcVerifier({ db }),
+      oidc,
       registry,
       logger,
     });
@@ -306,7 +320,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     await tenantRoutes(server, { tenants });
     await authRoutes(server, { sessions, tokens });
     await userRoutes(server, { users, sessions, tenants });
-    await accessRoutes(server, { apiKeys, roles, providers, registry });
+    await accessRoutes(server, { apiKeys, roles, providers, links, registry });
     await auditRoutes(server, { audit });
     await storageRoutes(server, { storage, tenants, registry, config });
     await jobRoutes(server, { jobs, schedules });
@@ -316,6 +330,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     let cronTimer: NodeJS.Timeout | undefined;
     let sweepTimer: NodeJS.Timeout | undefined;
     let tickInFlight: Promise<unknown> | undefined;
+    let pendingDiscovery: Promise<unknown> | undefined;
     let closing: Promise<void> | undefined;
     return {
       config,
@@ -353,7 +368,13 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
           }, 30_000);
           sweepTimer.unref();
         }
-        if (roles.includes('api')) return server.listen({ port: config.port, host: config.host });
+        if (roles.includes('api')) {
+          // providers saved before save-time discovery existed get their key set URL here
+          pendingDiscovery = providers
+            .discoverPending()
+            .catch((err: unknown) => logger.error({ err }, 'OIDC discovery at start-up failed'));
+          return server.listen({ port: config.port, host: config.host });
+        }
         return undefined;
       },
       close() {
@@ -362,6 +383,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
           clearInterval(cronTimer);
           clearInterval(sweepTimer);
           await tickInFlight;
+          await pendingDiscovery;
           await server.close();
           for (const close of closers.reverse()) await close();
         })();

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { allowHostProblem } from './infra/net/outbound-guard.js';
 
 /** Roles one `plexica` process can play; `all` runs every role in one process. */
 export const ROLES = ['all', 'api', 'worker', 'scheduler'] as const;
@@ -36,6 +37,8 @@ export interface PlexicaConfig {
   migrateOnStart: boolean;
   shutdownTimeoutMs: number;
   publicUrl: string | undefined;
+  /** Hosts (`host` or `host:port`) outbound requests may reach over http and on private addresses. */
+  outboundAllowHosts: string[];
   storageDriver: (typeof STORAGE_DRIVERS)[number];
   storageDir: string | undefined;
   storageMaxFileSize: number;
@@ -221,6 +224,13 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
     env: 'PLEXICA_PUBLIC_URL',
     kind: { type: 'url', protocols: ['http:', 'https:'] },
     description: 'Base URL clients reach this server at, for signed URLs; unset = taken from the request',
+  },
+  outboundAllowHosts: {
+    env: 'PLEXICA_OUTBOUND_ALLOW_HOSTS',
+    kind: { type: 'list' },
+    default: [],
+    description:
+      'Comma-separated host or host:port entries that requests the server makes for tenants (OIDC discovery and keys) may reach over http and on loopback/private addresses; all others must be https on a public address',
   },
   storageDriver: {
     env: 'PLEXICA_STORAGE_DRIVER',
@@ -446,6 +456,10 @@ export function loadConfig(
   }
   if (config.jobsDriver === 'redis' && !config.redisUrl)
     problems.push('PLEXICA_REDIS_URL: required when PLEXICA_JOBS_DRIVER is redis');
+  for (const entry of config.outboundAllowHosts as string[]) {
+    const problem = allowHostProblem(entry);
+    if (problem) problems.push(`PLEXICA_OUTBOUND_ALLOW_HOSTS: ${problem}`);
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   const result = config as unknown as PlexicaConfig;
   result.dataDir = path.resolve(result.dataDir);

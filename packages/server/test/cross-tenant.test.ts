@@ -15,6 +15,7 @@ const TENANT_PERMISSIONS = [
   'core:api-key:revoke',
   'core:api-key:manage',
   'core:identity-provider:manage',
+  'core:identity-link:manage',
   'core:audit:read',
   'storage:file:read',
   'storage:file:write',
@@ -62,6 +63,7 @@ for (const kind of DATABASES) {
       keyId: string;
       sessionId: string;
       email: string;
+      linkId: string;
       jobId: string;
       scheduleId: string;
     };
@@ -105,12 +107,28 @@ for (const kind of DATABASES) {
         token: a.admin,
         body: { key: 'auditor', name: 'Auditor', permissions: ['core:audit:read'] },
       });
-      await t.request({
-        method: 'PUT',
-        url: '/api/v1/identity-provider',
+      // written directly: saving through the API runs discovery, and idp.example does not exist
+      await t.app.database.db
+        .insertInto('core.identity_providers')
+        .values({
+          tenant_id: a.id,
+          issuer: 'https://idp.example/realms/tenant-a',
+          audience: 'plexica',
+          resolved_jwks_uri: 'https://idp.example/realms/tenant-a/certs',
+          email_claim: 'email',
+          roles_claim: 'realm_access.roles',
+          role_mapping: '{}',
+          default_roles: '["member"]',
+        })
+        .execute();
+      const link = await t.request({
+        method: 'POST',
+        url: '/api/v1/identity-provider/links',
         token: a.admin,
-        body: { issuer: 'https://idp.example/realms/tenant-a', audience: 'plexica' },
+        body: { userId: a.userId, subject: 'a-subject' },
       });
+      expect(link.status).toBe(201);
+      a.linkId = link.body.id;
       b.admin = tenantB.adminToken;
       const bKey = await t.request({
         method: 'POST',
@@ -291,6 +309,42 @@ for (const kind of DATABASES) {
           url: () => '/api/v1/identity-provider',
           status: 404,
           code: 'PLX_OIDC_NOT_CONFIGURED',
+        },
+        {
+          route: 'GET /api/v1/identity-provider/links',
+          method: 'GET',
+          url: () => `/api/v1/identity-provider/links?userId=${a.userId}`,
+          status: 200,
+          leaks: () => [a.linkId, 'a-subject', a.userId],
+        },
+        {
+          route: 'POST /api/v1/identity-provider/links',
+          method: 'POST',
+          url: () => '/api/v1/identity-provider/links',
+          body: () => ({ userId: a.userId, subject: 'planted' }),
+          status: 404,
+          code: 'PLX_USER_NOT_FOUND',
+        },
+        {
+          route: 'POST /api/v1/identity-provider/links/me',
+          method: 'POST',
+          url: () => '/api/v1/identity-provider/links/me',
+          // a token naming A's issuer: B has no provider, so nothing is verified against A's
+          body: () => ({
+            token: `${Buffer.from('{"alg":"RS256"}').toString('base64url')}.${Buffer.from(
+              '{"iss":"https://idp.example/realms/tenant-a","aud":"plexica","sub":"planted"}',
+            ).toString('base64url')}.c2ln`,
+          }),
+          status: 404,
+          code: 'PLX_OIDC_NOT_CONFIGURED',
+          apiKey: { status: 403, code: 'PLX_PERMISSION_DENIED' },
+        },
+        {
+          route: 'DELETE /api/v1/identity-provider/links/{id}',
+          method: 'DELETE',
+          url: () => `/api/v1/identity-provider/links/${a.linkId}`,
+          status: 404,
+          code: 'PLX_OIDC_IDENTITY_NOT_FOUND',
         },
         {
           route: 'GET /api/v1/audit-events',
@@ -545,6 +599,7 @@ async function stateOf(t: TestApp, a: { admin: string; userId: string; id: strin
       r.permissions,
     ]),
     provider: await get('/api/v1/identity-provider'),
+    links: await get('/api/v1/identity-provider/links'),
     sessions: (await get(`/api/v1/users/${a.userId}/sessions`)).map((s: { id: string }) => s.id),
     tenant: (await t.app.services.tenants.get(a.id)).status,
     files: (await get('/api/v1/storage/list')).items.map((f: { path: string; etag: string }) => [

@@ -69,7 +69,30 @@ export const ERROR_CODES = {
     title: 'The caller does not hold every permission this grants or affects',
   },
   PLX_OIDC_NOT_CONFIGURED: { kind: 'not_found', title: 'No identity provider is configured' },
-  PLX_OIDC_ISSUER_TAKEN: { kind: 'conflict', title: 'Issuer is already used by another tenant' },
+  // says nothing of who holds the pair (issue 9 item 13)
+  PLX_OIDC_ISSUER_TAKEN: { kind: 'conflict', title: 'This issuer and audience pair is not available' },
+  PLX_OIDC_DISCOVERY_FAILED: {
+    kind: 'unprocessable',
+    title: 'OpenID Connect discovery of the issuer failed',
+  },
+  PLX_OIDC_ACCOUNT_NOT_LINKED: {
+    kind: 'forbidden',
+    title: 'An account with this email exists and is not linked to this identity provider subject',
+  },
+  PLX_OIDC_EMAIL_NOT_VERIFIED: {
+    kind: 'forbidden',
+    title: 'The identity provider has not verified the email address of this subject',
+  },
+  PLX_OIDC_IDENTITY_LINKED: {
+    kind: 'conflict',
+    title: 'This identity provider subject is already linked to a user',
+  },
+  PLX_OIDC_IDENTITY_NOT_FOUND: { kind: 'not_found', title: 'Identity link not found' },
+  PLX_OUTBOUND_URL_FORBIDDEN: {
+    kind: 'invalid',
+    title: 'URL may not be fetched by the server (https on a public host, or an allow-listed host)',
+  },
+  PLX_OUTBOUND_REQUEST_FAILED: { kind: 'unavailable', title: 'Outbound request failed' },
   PLX_SECRET_UNDECRYPTABLE: { kind: 'internal', title: 'Secret cannot be decrypted with the known keys' },
   PLX_DATABASE_UNAVAILABLE: { kind: 'unavailable', title: 'Database is unavailable' },
   PLX_CONFLICT: { kind: 'conflict', title: 'Conflicting write' },

@@ -102,8 +102,31 @@ export interface IdentityProvidersTable {
   roles_claim: string;
   role_mapping: JSONColumnType<Record<string, string>, string, string>;
   default_roles: JSONColumnType<string[], string, string>;
+  /** The key set URL in use: `jwks_uri`, or what discovery found when the provider was saved. */
+  resolved_jwks_uri: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+/**
+ * How an identity provider's subject came to sign in as a user: `jit` created
+ * the user on first sign-in (its roles follow the IdP), `link` was made by the
+ * account itself or an admin (roles stay the account's own), `legacy` was
+ * attached to a password account by email before 0007 and signs in only once
+ * linked explicitly.
+ */
+export type IdentityOrigin = 'jit' | 'link' | 'legacy';
+
+export interface UserIdentitiesTable {
+  id: Generated<string>;
+  tenant_id: string;
+  user_id: string;
+  issuer: string;
+  subject: string;
+  origin: IdentityOrigin;
+  linked_by: string | null;
+  created_at: Timestamp;
+  last_login_at: NullableTimestamp;
 }
 
 export interface SecretsTable {
@@ -175,6 +198,7 @@ export interface CoreDatabase {
   'core.refresh_tokens': RefreshTokensTable;
   'core.api_keys': ApiKeysTable;
   'core.identity_providers': IdentityProvidersTable;
+  'core.user_identities': UserIdentitiesTable;
   'core.secrets': SecretsTable;
   'core.signing_keys': SigningKeysTable;
   'core.plugins': PluginsTable;

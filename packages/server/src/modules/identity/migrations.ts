@@ -90,4 +90,48 @@ export const identityMigrations: Migration[] = [
       )`.execute(db);
     },
   },
+  {
+    // issue 9 items 1, 2 and 13: external identities keyed by (tenant, issuer, sub), key sets
+    // resolved when the provider is saved, and one issuer shared by tenants with their own audience
+    id: '0007_identity_external_identities',
+    async up(db) {
+      await sql`alter table core.identity_providers add column resolved_jwks_uri text`.execute(db);
+      // an explicit jwks_uri is used as it was; the others are discovered again at start-up
+      // (through the outbound guard), never on a bearer's request
+      await sql`update core.identity_providers set resolved_jwks_uri = jwks_uri`.execute(db);
+      await sql`alter table core.identity_providers drop constraint identity_providers_issuer_key`.execute(
+        db,
+      );
+      await sql`alter table core.identity_providers
+        add constraint identity_providers_issuer_audience unique (issuer, audience)`.execute(db);
+      await sql`create table core.user_identities (
+        id uuid primary key default gen_random_uuid(),
+        tenant_id uuid not null references core.tenants(id) on delete cascade,
+        user_id uuid not null references core.users(id) on delete cascade,
+        issuer text not null,
+        subject text not null,
+        origin text not null check (origin in ('jit', 'link', 'legacy')),
+        linked_by uuid references core.users(id) on delete set null,
+        created_at timestamptz not null default now(),
+        last_login_at timestamptz,
+        constraint user_identities_subject unique (tenant_id, issuer, subject)
+      )`.execute(db);
+      await sql`create index user_identities_user on core.user_identities (user_id)`.execute(db);
+      // Carry every external_subject forward under the tenant's issuer. A user without a password
+      // was created by the IdP (jit); one with a password was attached by the old email match,
+      // maybe by an attacker, so it is kept as legacy and signs in only once linked explicitly.
+      // When two users share a subject (the old upsert allowed it) the last one to sign in keeps
+      // the identity; users.external_subject stays as it was, so nothing is lost either way.
+      await sql`insert into core.user_identities (tenant_id, user_id, issuer, subject, origin, last_login_at)
+        select distinct on (u.tenant_id, p.issuer, u.external_subject)
+          u.tenant_id, u.id, p.issuer, u.external_subject,
+          case when u.password_hash is null then 'jit' else 'legacy' end, u.last_login_at
+        from core.users u
+        join core.identity_providers p on p.tenant_id = u.tenant_id
+        where u.external_subject is not null
+        order by u.tenant_id, p.issuer, u.external_subject, u.last_login_at desc nulls last, u.created_at`.execute(
+        db,
+      );
+    },
+  },
 ];

@@ -1,22 +1,29 @@
-import { createRemoteJWKSet, type JWTPayload, jwtVerify } from 'jose';
-import type { Kysely } from 'kysely';
+import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } from 'jose';
+import type { Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
+import type { Logger } from 'pino';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
+import type { IdentityProvidersTable, TenantSettings } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
+import type { OutboundGuard } from '../../infra/net/outbound-guard.js';
 import type { AuditService } from '../audit/service.js';
 import type { PermissionRegistry } from '../permissions/registry.js';
 import type { SecretsService } from '../secrets/service.js';
 import { assertTenantUsable, toTenantRef } from '../tenants/service.js';
 import type { Authenticated } from './authenticate.js';
-import { normalizeEmail } from './passwords.js';
+import { createKeySets, discoverJwksUri } from './oidc-discovery.js';
+import { signInExternal } from './oidc-sign-in.js';
 import type { RolesService } from './roles.js';
 
 export interface IdentityProvider {
   issuer: string;
   audience: string;
+  /** The key set URL the admin gave; null = found by discovery. */
   jwksUri: string | null;
+  /** The key set URL in use: `jwksUri`, or what discovery found when the provider was saved. */
+  resolvedJwksUri: string | null;
   clientId: string | null;
   /** Whether a client secret is stored (it is never returned). */
   hasClientSecret: boolean;
@@ -41,118 +48,156 @@ export interface IdentityProviderInput {
 /** Per-tenant OIDC configuration (e.g. a Keycloak realm `…/realms/tenant-{slug}`). */
 export interface IdentityProvidersService {
   get(ctx: RequestContext): Promise<IdentityProvider>;
+  /**
+   * Checks the issuer and key set URLs with the outbound guard, runs discovery
+   * (unless `jwksUri` is given) and stores the key set URL it found.
+   */
   put(ctx: RequestContext, input: IdentityProviderInput): Promise<IdentityProvider>;
   remove(ctx: RequestContext): Promise<void>;
+  /** Start-up: discovers the key sets of providers saved before 0007 (they have none resolved). */
+  discoverPending(): Promise<void>;
 }
 
-/** Verifies an external token by its issuer and maps it to a tenant user and roles. */
+/** Verifies an external token by its issuer and audience and maps it to a tenant user and roles. */
 export interface OidcVerifier {
   verify(token: string, issuer: string): Promise<Authenticated & { customPermissions: string[] }>;
+  /** Verifies a token against one tenant's provider without signing in (to link an account). */
+  verifyForTenant(token: string, tenantId: string): Promise<{ issuer: string; subject: string }>;
 }
 
-/** Reads `a.b.c` from a claims object. */
-const claimAt = (payload: JWTPayload, path: string): unknown =>
-  path
-    .split('.')
-    .reduce<unknown>((value, part) => (value as Record<string, unknown> | undefined)?.[part], payload);
+// asymmetric only: an HMAC "key" would be the JWKS document itself, and `none` is no signature
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+/** How far in the future an IdP's `iat` may be (clock drift between us and the IdP). */
+export const IAT_SKEW_SECONDS = 60;
+/**
+ * Every refusal before a token's signature is known good says only this, so an
+ * anonymous caller learns nothing of which issuers and audiences are trusted,
+ * nor whether a key set could be fetched (issue 9 items 2 and 13).
+ */
+export const UNTRUSTED_TOKEN = 'token is not valid for a trusted identity provider';
+
+type ProviderRow = Selectable<IdentityProvidersTable> & {
+  slug: string;
+  status: string;
+  settings: TenantSettings;
+};
+
+const toProvider = (row: Selectable<IdentityProvidersTable>): IdentityProvider => ({
+  issuer: row.issuer,
+  audience: row.audience,
+  jwksUri: row.jwks_uri,
+  resolvedJwksUri: row.resolved_jwks_uri,
+  clientId: row.client_id,
+  hasClientSecret: row.client_secret_id !== null,
+  emailClaim: row.email_claim,
+  rolesClaim: row.roles_claim,
+  roleMapping: row.role_mapping,
+  defaultRoles: row.default_roles,
+});
 
 export function createOidcVerifier(options: {
   db: Kysely<CoreDatabase>;
+  guard: OutboundGuard;
+  logger: Logger;
   fetchTimeoutMs?: number;
+  /** First wait after a failed key set fetch (doubles per failure). */
+  keySetBackoffMs?: number;
 }): OidcVerifier {
-  const { db, fetchTimeoutMs = 5000 } = options;
-  // jose caches keys inside each remote set and refetches on an unknown kid
-  const keySets = new Map<string, ReturnType<typeof createRemoteJWKSet>>();
+  const { db, guard, logger, fetchTimeoutMs = 5000 } = options;
+  const keySets = createKeySets({
+    guard,
+    logger,
+    timeoutMs: fetchTimeoutMs,
+    ...(options.keySetBackoffMs !== undefined && { backoffMs: options.keySetBackoffMs }),
+  });
 
-  const keySetFor = async (issuer: string, jwksUri: string | null) => {
-    const cacheKey = `${issuer} ${jwksUri ?? ''}`;
-    let keySet = keySets.get(cacheKey);
-    if (!keySet) {
-      let uri = jwksUri;
-      if (!uri) {
-        const discovery = await fetch(`${issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, {
-          signal: AbortSignal.timeout(fetchTimeoutMs),
-        }).catch((err: unknown) => {
-          throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', {
-            detail: 'identity provider unreachable',
-            cause: err,
-          });
-        });
-        if (!discovery.ok) {
-          throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', {
-            detail: `OIDC discovery failed (${discovery.status})`,
-          });
-        }
-        uri = ((await discovery.json()) as { jwks_uri?: string }).jwks_uri ?? null;
-        if (!uri)
-          throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'OIDC discovery has no jwks_uri' });
-      }
-      keySet = createRemoteJWKSet(new URL(uri), { timeoutDuration: fetchTimeoutMs });
-      keySets.set(cacheKey, keySet);
+  const refuse = (reason: string, cause?: unknown) => {
+    logger.debug({ reason, err: cause }, 'external token refused');
+    return new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: UNTRUSTED_TOKEN, cause });
+  };
+
+  const providers = () =>
+    db
+      .selectFrom('core.identity_providers as p')
+      .innerJoin('core.tenants as t', 't.id', 'p.tenant_id')
+      .selectAll('p')
+      .select(['t.slug', 't.status', 't.settings']);
+
+  /** Header checks that need no database and no network. */
+  const decode = (token: string) => {
+    try {
+      const header = decodeProtectedHeader(token);
+      const payload = decodeJwt(token);
+      if (typeof header.alg !== 'string' || !ALGORITHMS.includes(header.alg))
+        throw new Error(`alg ${header.alg}`);
+      return payload;
+    } catch (err) {
+      throw refuse('not an asymmetrically signed JWT', err);
     }
-    return keySet;
+  };
+
+  const verifyWith = async (token: string, provider: ProviderRow): Promise<JWTPayload & { sub: string }> => {
+    if (!provider.resolved_jwks_uri) {
+      logger.warn(
+        { tenantId: provider.tenant_id },
+        'identity provider has no key set yet (discovery failed at start-up): save it again',
+      );
+      throw refuse('provider has no resolved key set');
+    }
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, keySets.get(provider.resolved_jwks_uri), {
+        issuer: provider.issuer,
+        audience: provider.audience,
+        algorithms: ALGORITHMS,
+        // issue 9 item 9: a token without exp would be good forever
+        requiredClaims: ['exp', 'sub'],
+      }));
+    } catch (err) {
+      // jose checks the signature before the claims: only a genuine token gets past it
+      if (err instanceof errors.JWTExpired) throw new PlexicaError('PLX_AUTH_TOKEN_EXPIRED', { cause: err });
+      if (err instanceof errors.JWTClaimValidationFailed) {
+        throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', {
+          detail: `token claim ${err.claim} is missing or invalid`,
+          cause: err,
+        });
+      }
+      throw refuse('signature or key set', err);
+    }
+    // jose checks iat against the clock only with maxTokenAge; a token from the future is refused here
+    if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + IAT_SKEW_SECONDS) {
+      throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token claim iat is in the future' });
+    }
+    if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {
+      throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token claim sub is missing or invalid' });
+    }
+    return payload as JWTPayload & { sub: string };
   };
 
   return {
     async verify(token, issuer) {
-      const provider = await db
-        .selectFrom('core.identity_providers as p')
-        .innerJoin('core.tenants as t', 't.id', 'p.tenant_id')
-        .selectAll('p')
-        .select(['t.slug', 't.status', 't.settings'])
+      const claims = decode(token);
+      const audiences = (Array.isArray(claims.aud) ? claims.aud : [claims.aud]).filter(
+        (aud): aud is string => typeof aud === 'string',
+      );
+      if (audiences.length === 0) throw refuse('token has no audience');
+      // two tenants may trust one issuer, each with its own audience (unique on the pair)
+      const matches = await providers()
         .where('p.issuer', '=', issuer)
-        .executeTakeFirst();
-      if (!provider)
-        throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token issuer is not trusted' });
+        .where('p.audience', 'in', audiences)
+        .limit(2)
+        .execute();
+      // a token for the audiences of two tenants belongs to neither
+      const provider = matches.length === 1 ? matches[0] : undefined;
+      if (!provider) throw refuse(matches.length === 0 ? 'no provider' : 'token fits two providers');
+      const payload = await verifyWith(token, provider);
       assertTenantUsable(provider.status);
-      let payload: JWTPayload;
-      try {
-        ({ payload } = await jwtVerify(token, await keySetFor(provider.issuer, provider.jwks_uri), {
-          issuer: provider.issuer,
-          audience: provider.audience,
-        }));
-      } catch (err) {
-        if (err instanceof PlexicaError) throw err;
-        const expired = (err as { code?: string }).code === 'ERR_JWT_EXPIRED';
-        throw new PlexicaError(expired ? 'PLX_AUTH_TOKEN_EXPIRED' : 'PLX_AUTH_TOKEN_INVALID', { cause: err });
-      }
-      const email = claimAt(payload, provider.email_claim);
-      if (typeof email !== 'string' || !payload.sub) {
-        throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', {
-          detail: `token lacks sub or ${provider.email_claim}`,
-        });
-      }
-      const external = claimAt(payload, provider.roles_claim);
-      const mapped = (Array.isArray(external) ? external : [])
-        .map((role) => provider.role_mapping[String(role)])
-        .filter((role): role is string => typeof role === 'string');
-      const roles = [...new Set([...provider.default_roles, ...mapped])].sort();
-
-      // first sign-in creates the user; later ones keep its roles in step with the IdP
-      const user = await db
-        .insertInto('core.users')
-        .values({
-          tenant_id: provider.tenant_id,
-          email,
-          email_normalized: normalizeEmail(email),
-          external_subject: payload.sub,
-          roles: JSON.stringify(roles),
-        })
-        .onConflict((oc) =>
-          oc.constraint('users_tenant_email').doUpdateSet({
-            roles: JSON.stringify(roles),
-            external_subject: payload.sub ?? null,
-            last_login_at: new Date(),
-          }),
-        )
-        .returning(['id', 'status'])
-        .executeTakeFirstOrThrow();
-      if (user.status !== 'active') throw new PlexicaError('PLX_AUTH_USER_DISABLED');
+      const user = await signInExternal(db, provider, payload);
       const custom = await db
         .selectFrom('core.roles')
         .select(sql<string[]>`permissions`.as('permissions'))
         .where('tenant_id', '=', provider.tenant_id)
-        .where('key', 'in', roles.length > 0 ? roles : [''])
+        .where('key', 'in', user.roles.length > 0 ? user.roles : [''])
         .execute();
       return {
         principal: {
@@ -160,13 +205,22 @@ export function createOidcVerifier(options: {
           id: user.id,
           userId: user.id,
           isSuperAdmin: false,
-          roles,
+          roles: user.roles,
           permissions: new Set(),
           sessionId: null,
         },
         tenant: toTenantRef({ id: provider.tenant_id, slug: provider.slug, settings: provider.settings }),
         customPermissions: custom.flatMap((r) => r.permissions),
       };
+    },
+
+    async verifyForTenant(token, tenantId) {
+      const claims = decode(token);
+      const provider = await providers().where('p.tenant_id', '=', tenantId).executeTakeFirst();
+      if (!provider) throw new PlexicaError('PLX_OIDC_NOT_CONFIGURED');
+      if (claims.iss !== provider.issuer) throw refuse('issuer of another provider');
+      const payload = await verifyWith(token, provider);
+      return { issuer: provider.issuer, subject: payload.sub };
     },
   };
 }
@@ -177,8 +231,11 @@ export function createIdentityProvidersService(options: {
   secrets: SecretsService;
   roles: RolesService;
   audit: AuditService;
+  guard: OutboundGuard;
+  logger: Logger;
+  discoveryTimeoutMs?: number;
 }): IdentityProvidersService {
-  const { db, registry, secrets, roles, audit } = options;
+  const { db, registry, secrets, roles, audit, guard, logger, discoveryTimeoutMs = 5000 } = options;
 
   const read = async (tenantId: string): Promise<IdentityProvider> => {
     const row = await db
@@ -187,17 +244,40 @@ export function createIdentityProvidersService(options: {
       .where('tenant_id', '=', tenantId)
       .executeTakeFirst();
     if (!row) throw new PlexicaError('PLX_OIDC_NOT_CONFIGURED');
-    return {
-      issuer: row.issuer,
-      audience: row.audience,
-      jwksUri: row.jwks_uri,
-      clientId: row.client_id,
-      hasClientSecret: row.client_secret_id !== null,
-      emailClaim: row.email_claim,
-      rolesClaim: row.roles_claim,
-      roleMapping: row.role_mapping,
-      defaultRoles: row.default_roles,
-    };
+    return toProvider(row);
+  };
+
+  // names no tenant: B learns only that this exact pair is unavailable (issue 9 item 13)
+  const pairTaken = (cause?: unknown) =>
+    new PlexicaError('PLX_OIDC_ISSUER_TAKEN', {
+      detail: 'this issuer and audience pair is not available; use an audience (client id) of your own',
+      errors: [{ field: 'audience', message: 'issuer and audience pair is not available' }],
+      cause,
+    });
+
+  const assertFetchable = async (field: string, url: string) => {
+    try {
+      await guard.assertSafeUrl(url);
+    } catch (err) {
+      if (!(err instanceof PlexicaError)) throw err;
+      throw new PlexicaError(err.code, {
+        detail: err.message,
+        errors: [{ field, message: err.message }],
+        cause: err,
+      });
+    }
+  };
+
+  const discover = async (tenantId: string, issuer: string) => {
+    try {
+      return await discoverJwksUri(guard, issuer, discoveryTimeoutMs);
+    } catch (err) {
+      // the reason (refused, closed port, status, bad document) is for the operator only
+      logger.warn({ err, tenantId, issuer }, 'OIDC discovery failed');
+      throw new PlexicaError('PLX_OIDC_DISCOVERY_FAILED', {
+        errors: [{ field: 'issuer', message: 'OpenID Connect discovery failed' }],
+      });
+    }
   };
 
   return {
@@ -213,6 +293,18 @@ export function createIdentityProvidersService(options: {
         ...Object.values(input.roleMapping ?? {}),
         ...(input.defaultRoles ?? []),
       ]);
+      // before any outbound request: a taken pair costs no fetch
+      const taken = await db
+        .selectFrom('core.identity_providers')
+        .select('tenant_id')
+        .where('issuer', '=', input.issuer)
+        .where('audience', '=', input.audience)
+        .where('tenant_id', '!=', tenant.id)
+        .executeTakeFirst();
+      if (taken) throw pairTaken();
+      await assertFetchable('issuer', input.issuer);
+      if (input.jwksUri !== undefined) await assertFetchable('jwksUri', input.jwksUri);
+      const resolvedJwksUri = input.jwksUri ?? (await discover(tenant.id, input.issuer));
       try {
         await db.transaction().execute(async (trx) => {
           const existing = await trx
@@ -233,6 +325,7 @@ export function createIdentityProvidersService(options: {
             issuer: input.issuer,
             audience: input.audience,
             jwks_uri: input.jwksUri ?? null,
+            resolved_jwks_uri: resolvedJwksUri,
             client_id: input.clientId ?? null,
             client_secret_id: secretId,
             email_claim: input.emailClaim ?? 'email',
@@ -251,18 +344,14 @@ export function createIdentityProvidersService(options: {
             {
               action: 'identity_provider.configured',
               targetType: 'identity_provider',
-              data: { issuer: input.issuer },
+              data: { issuer: input.issuer, audience: input.audience, jwksUri: resolvedJwksUri },
             },
             trx,
           );
         });
       } catch (err) {
-        if (isUniqueViolation(err)) {
-          throw new PlexicaError('PLX_OIDC_ISSUER_TAKEN', {
-            errors: [{ field: 'issuer', message: 'used by another tenant' }],
-            cause: err,
-          });
-        }
+        // another tenant saved the same pair since the check above
+        if (isUniqueViolation(err)) throw pairTaken(err);
         throw err;
       }
       return read(tenant.id);
@@ -285,6 +374,30 @@ export function createIdentityProvidersService(options: {
           trx,
         );
       });
+    },
+
+    async discoverPending() {
+      const pending = await db
+        .selectFrom('core.identity_providers')
+        .select(['tenant_id', 'issuer'])
+        .where('resolved_jwks_uri', 'is', null)
+        .execute();
+      for (const row of pending) {
+        try {
+          const uri = await discoverJwksUri(guard, row.issuer, discoveryTimeoutMs);
+          await db
+            .updateTable('core.identity_providers')
+            .set({ resolved_jwks_uri: uri })
+            .where('tenant_id', '=', row.tenant_id)
+            .where('issuer', '=', row.issuer)
+            .execute();
+        } catch (err) {
+          logger.warn(
+            { err, tenantId: row.tenant_id, issuer: row.issuer },
+            'OIDC discovery at start-up failed: the tenant admin must save the identity provider again',
+          );
+        }
+      }
     },
   };
 }

@@ -37,5 +37,10 @@ export const CORE_PERMISSIONS: PermissionDefinition[] = [
     scope: 'tenant',
     description: "Configure the tenant's OIDC provider",
   },
+  {
+    key: 'core:identity-link:manage',
+    scope: 'tenant',
+    description: "Link and unlink other users' accounts to identity provider subjects",
+  },
   { key: 'core:audit:read', scope: 'tenant', description: "Read the tenant's audit log" },
 ];

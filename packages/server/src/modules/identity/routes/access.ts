@@ -3,6 +3,7 @@ import { IdParams, responses } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
 import type { PermissionRegistry } from '../../permissions/registry.js';
 import type { ApiKeysService } from '../api-keys.js';
+import { type IdentityLinksService, LINK_PERMISSION } from '../identity-links.js';
 import type { IdentityProvidersService } from '../oidc.js';
 import type { RolesService } from '../roles.js';
 
@@ -39,7 +40,12 @@ const IdentityProviderSchema = Type.Object(
   {
     issuer: Type.String(),
     audience: Type.String(),
-    jwksUri: Type.Union([Type.String(), Type.Null()]),
+    jwksUri: Type.Union([Type.String(), Type.Null()], {
+      description: 'The key set URL given when saving; null = found by discovery',
+    }),
+    resolvedJwksUri: Type.Union([Type.String(), Type.Null()], {
+      description: 'The key set URL in use: jwksUri, or what discovery found when the provider was saved',
+    }),
     clientId: Type.Union([Type.String(), Type.Null()]),
     hasClientSecret: Type.Boolean(),
     emailClaim: Type.String(),
@@ -50,6 +56,23 @@ const IdentityProviderSchema = Type.Object(
   { $id: 'IdentityProvider' },
 );
 
+const IdentityLinkSchema = Type.Object(
+  {
+    id: Type.String({ format: 'uuid' }),
+    userId: Type.String({ format: 'uuid' }),
+    issuer: Type.String(),
+    subject: Type.String(),
+    origin: Type.Union([Type.Literal('jit'), Type.Literal('link'), Type.Literal('legacy')], {
+      description:
+        "jit: the identity provider created the user (its roles follow the provider); link: linked by the account or an admin (roles stay the account's); legacy: attached by email before this version, signs in only once linked again",
+    }),
+    linkedBy: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
+    createdAt: Type.String({ format: 'date-time' }),
+    lastLoginAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  },
+  { $id: 'IdentityLink' },
+);
+
 /** API keys, roles, permission keys and the tenant's OIDC provider. */
 export async function accessRoutes(
   server: Server,
@@ -57,10 +80,11 @@ export async function accessRoutes(
     apiKeys: ApiKeysService;
     roles: RolesService;
     providers: IdentityProvidersService;
+    links: IdentityLinksService;
     registry: PermissionRegistry;
   },
 ): Promise<void> {
-  const { apiKeys, roles, providers, registry } = deps;
+  const { apiKeys, roles, providers, links, registry } = deps;
 
   server.post(
     '/api/v1/api-keys',
@@ -232,6 +256,8 @@ export async function accessRoutes(
       schema: {
         tags: ['identity-provider'],
         summary: 'Trust an OIDC issuer for this tenant (e.g. Keycloak …/realms/tenant-{slug})',
+        description:
+          'The issuer (and jwksUri, when given) must be https on a public address unless its host is in PLEXICA_OUTBOUND_ALLOW_HOSTS. Without jwksUri, OpenID Connect discovery runs now and its jwks_uri is stored; tokens never trigger discovery. Several tenants may trust one issuer, each with its own audience (client id): the (issuer, audience) pair is unique.',
         body: Type.Object(
           {
             issuer: Type.String({ format: 'uri', maxLength: 2000 }),
@@ -265,6 +291,82 @@ export async function accessRoutes(
     },
     async (request, reply) => {
       await providers.remove(request.ctx);
+      return reply.status(204).send(null);
+    },
+  );
+
+  // A sign-in through the IdP never attaches itself to an existing account by email (issue 9
+  // item 1): these routes make that link explicitly, by the account itself or by an admin.
+  server.get(
+    '/api/v1/identity-provider/links',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['identity-provider'],
+        summary: 'Links between accounts and identity provider subjects',
+        description: `All of the tenant's links with ${LINK_PERMISSION}; otherwise the caller's own.`,
+        querystring: Type.Object(
+          { userId: Type.Optional(Type.String({ format: 'uuid' })) },
+          { additionalProperties: false },
+        ),
+        response: responses({ 200: Type.Array(IdentityLinkSchema) }),
+      },
+    },
+    async (request) => links.list(request.ctx, request.query),
+  );
+  server.post(
+    '/api/v1/identity-provider/links',
+    {
+      config: { permission: LINK_PERMISSION },
+      schema: {
+        tags: ['identity-provider'],
+        summary: "Link a user's account to a subject of the tenant's identity provider",
+        description:
+          'Whoever holds the subject at the identity provider then signs in as this user, who keeps their own roles. The caller must hold every permission the user has.',
+        body: Type.Object(
+          {
+            userId: Type.String({ format: 'uuid' }),
+            subject: Type.String({ minLength: 1, maxLength: 255, description: "The IdP's sub claim" }),
+          },
+          { additionalProperties: false },
+        ),
+        response: responses({ 201: IdentityLinkSchema }),
+      },
+    },
+    async (request, reply) => reply.status(201).send(await links.link(request.ctx, request.body)),
+  );
+  server.post(
+    '/api/v1/identity-provider/links/me',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['identity-provider'],
+        summary:
+          "Link the caller's own account to the subject of a token from the tenant's identity provider",
+        description:
+          "The token (an ID or access token of the tenant's provider, with this tenant's audience and an exp) proves the caller holds the subject.",
+        body: Type.Object(
+          { token: Type.String({ minLength: 10, maxLength: 16_384 }) },
+          { additionalProperties: false },
+        ),
+        response: responses({ 201: IdentityLinkSchema }),
+      },
+    },
+    async (request, reply) => reply.status(201).send(await links.linkSelf(request.ctx, request.body.token)),
+  );
+  server.delete(
+    '/api/v1/identity-provider/links/:id',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['identity-provider'],
+        summary: 'Remove a link (own links by their user; others need core:identity-link:manage)',
+        params: IdParams,
+        response: responses({ 204: Type.Null() }),
+      },
+    },
+    async (request, reply) => {
+      await links.unlink(request.ctx, request.params.id);
       return reply.status(204).send(null);
     },
   );
