@@ -245,7 +245,13 @@ export async function storage(): Promise<void> {
         const expires = Math.floor(Date.now() / 1000) + 3600;
         if (driver === 'filesystem') {
           const hmac = timeEach(100_000, () =>
-            signer.url({ method: 'GET', tenantId: tenant.id, path: 'bench/file.bin', expires }),
+            signer.url({
+              method: 'GET',
+              tenantId: tenant.id,
+              path: 'bench/file.bin',
+              expires,
+              version: tenant.id,
+            }),
           );
           signRows.push([
             'HMAC signer (Plexica URL)',

@@ -19,7 +19,7 @@ import {
   type RateLimitStore,
 } from './infra/rate-limit/store.js';
 import { auditTenantMigrations } from './modules/audit/migrations.js';
-import { auditRoutes } from './modules/audit/routes.js';
+import { auditDenials, auditRoutes } from './modules/audit/routes.js';
 import { type AuditService, createAuditService } from './modules/audit/service.js';
 import { type ApiKeysService, createApiKeysService } from './modules/identity/api-keys.js';
 import { createAuthenticator } from './modules/identity/authenticate.js';
@@ -156,6 +156,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
 
     const store = createBlobStore(config);
     closers.push(() => store.close());
+    // before the services that record into it (storage, tenants, jobs)
+    const audit = createAuditService(db);
     const storage = createStorageService({
       db,
       store,
@@ -165,6 +167,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         quotaBytes: config.storageQuotaBytes,
         signedUrlMaxSeconds: config.storageSignedUrlMaxSeconds,
       },
+      audit,
       logger,
     });
 
@@ -174,6 +177,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       tenantMigrations: TENANT_MIGRATIONS,
       retentionDays: config.tenantRetentionDays,
       hooks: [storage.lifecycle],
+      audit,
     });
     if (config.migrateOnStart) {
       const applied = await migrateCore(db);
@@ -195,7 +199,6 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
 
     const secrets = createSecretsService(db, masterKeys);
     const tokens = await createTokenIssuer({ db, secrets, ttlSeconds: config.accessTokenTtlSeconds, logger });
-    const audit = createAuditService(db);
     const sessions = createSessionsService({
       db,
       tokens,
@@ -228,6 +231,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     const jobs = createJobQueueService({
       db,
       logger,
+      audit,
       driver:
         config.jobsDriver === 'redis'
           ? createBullMqDriver({
@@ -247,7 +251,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
             }),
     });
     closers.push(() => jobs.stop(config.shutdownTimeoutMs));
-    const schedules = createJobSchedulesService({ db, jobs, logger });
+    const schedules = createJobSchedulesService({ db, jobs, audit, logger });
     const services: Services = {
       tenants,
       users,
@@ -297,6 +301,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       rateLimits,
       idempotency,
     });
+    // before any route: a refusal anywhere is recorded by this one hook
+    auditDenials(server, audit);
     const checks: Record<string, () => Promise<number>> = {
       database: () => database.ping(),
       storage: () => store.ping(),

@@ -37,6 +37,7 @@ export interface PlexicaConfig {
   migrateOnStart: boolean;
   shutdownTimeoutMs: number;
   publicUrl: string | undefined;
+  publicHosts: string[];
   /** Hosts (`host` or `host:port`) outbound requests may reach over http and on private addresses. */
   outboundAllowHosts: string[];
   storageDriver: (typeof STORAGE_DRIVERS)[number];
@@ -223,7 +224,15 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
   publicUrl: {
     env: 'PLEXICA_PUBLIC_URL',
     kind: { type: 'url', protocols: ['http:', 'https:'] },
-    description: 'Base URL clients reach this server at, for signed URLs; unset = taken from the request',
+    description:
+      "Base URL clients reach this server at, for signed URLs; unset = the request's Host if PLEXICA_PUBLIC_HOSTS lists it, else signed URLs are paths",
+  },
+  publicHosts: {
+    env: 'PLEXICA_PUBLIC_HOSTS',
+    kind: { type: 'list' },
+    default: [],
+    description:
+      'Hosts (host or host:port, as the Host header carries them) signed URLs may be built on when PLEXICA_PUBLIC_URL is unset; any other Host gets a relative URL',
   },
   outboundAllowHosts: {
     env: 'PLEXICA_OUTBOUND_ALLOW_HOSTS',

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { TenantSettings } from './infra/database/tables.js';
 import { PlexicaError } from './infra/errors.js';
 
@@ -27,9 +28,34 @@ export interface TenantRef {
 }
 
 export interface RequestContext {
+  /** X-Trace-ID as the client sent it (when its shape is valid), else made by the server. */
   traceId: string;
   principal: Principal | null;
   tenant: TenantRef | null;
+  /**
+   * Made by the server for this request and never taken from the client, so the
+   * audit log has a correlation id nobody outside chose (equal to `traceId`
+   * when the client sent no X-Trace-ID). Absent outside HTTP requests.
+   */
+  requestId?: string;
+  /** The client's address as the server sees it (after the trust-proxy rules). */
+  ip?: string;
+  /** Set when no principal stands behind the request: it carries a signed URL. */
+  credential?: 'signed_url';
+}
+
+/**
+ * The request facts the guard puts in every context (`traceId`, `requestId`,
+ * `ip`). Structural, so the context does not depend on Fastify.
+ */
+export function requestFacts(request: {
+  id: string;
+  ip: string;
+  headers: Record<string, string | string[] | undefined>;
+}): Pick<RequestContext, 'traceId' | 'requestId' | 'ip'> {
+  // request.id is the client's X-Trace-ID when it sent a valid one: then make our own
+  const clientChosen = request.headers['x-trace-id'] === request.id;
+  return { traceId: request.id, requestId: clientChosen ? randomUUID() : request.id, ip: request.ip };
 }
 
 /** A context for work that no request started (CLI, scheduler, bootstrap). */

@@ -179,7 +179,7 @@ for (const kind of DATABASES) {
       }
     });
 
-    it('refuses a suspended tenant’s token and login, and accepts them again on resume', async () => {
+    it('refuses a suspended tenant’s token and login; after a resume only new logins work', async () => {
       const root = await t.adminToken();
       const user = await login({
         email: 'same@example.test',
@@ -192,9 +192,10 @@ for (const kind of DATABASES) {
         token: root,
         body: { status: 'suspended' },
       });
+      // the suspension ended the session (see tenants.test.ts)
       const refused = await me(user.body.accessToken);
-      expect(refused.status).toBe(403);
-      expect(refused.body.code).toBe('PLX_TENANT_SUSPENDED');
+      expect(refused.status).toBe(401);
+      expect(refused.body.code).toBe('PLX_AUTH_SESSION_REVOKED');
       const relogin = await login({
         email: 'same@example.test',
         password: 'globex-password-1',
@@ -207,14 +208,20 @@ for (const kind of DATABASES) {
         url: '/api/v1/auth/refresh',
         body: { refreshToken: user.body.refreshToken },
       });
-      expect(refresh.body.code).toBe('PLX_TENANT_SUSPENDED');
+      expect(refresh.body.code).toBe('PLX_AUTH_SESSION_REVOKED');
       await t.request({
         method: 'PATCH',
         url: `/api/v1/tenants/${globex.id}`,
         token: root,
         body: { status: 'active' },
       });
-      expect((await me(user.body.accessToken)).status).toBe(200);
+      expect((await me(user.body.accessToken)).status).toBe(401);
+      const again = await login({
+        email: 'same@example.test',
+        password: 'globex-password-1',
+        tenant: 'auth-globex',
+      });
+      expect((await me(again.body.accessToken)).status).toBe(200);
     });
 
     it('ends every session of a disabled user or one whose password changed', async () => {

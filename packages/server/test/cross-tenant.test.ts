@@ -154,7 +154,7 @@ for (const kind of DATABASES) {
           url: `/api/v1/storage/signed-url/private/b.txt?method=${method}`,
           token: b.admin,
         });
-        const url = new URL(res.body.url);
+        const url = new URL(res.body.url, 'http://plexica.test'); // a path unless a public URL is set
         url.searchParams.set('tenant', a.id);
         return url.pathname + url.search;
       };

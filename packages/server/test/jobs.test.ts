@@ -394,7 +394,9 @@ for (const { kind, name, overrides } of ENGINES) {
         token: admin,
         body: { status: 'active' },
       });
-      const doomed = await enqueue(c.adminToken, {
+      // the suspension ended the admin's session: a resumed tenant logs in again
+      const resumed = await t.login(`admin@${c.slug}.test`, 'tenant-admin-pw-1', c.slug);
+      const doomed = await enqueue(resumed, {
         type: 'test.echo',
         data: { text: 'doomed' },
         runAt: new Date(Date.now() + 1_000).toISOString(),

@@ -4,6 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { publicOrigin } from '../src/modules/storage/routes.js';
 import { createUrlSigner } from '../src/modules/storage/signing.js';
 import { createTestApp, type DatabaseKind, TEST_MASTER_KEY, type TestApp } from './harness.js';
 import { type S3Fixture, startS3rver } from './s3-fixture.js';
@@ -413,7 +414,9 @@ for (const { db, driver } of COMBOS) {
         expect(await res.text()).toBe('JPEGDATA');
         expect(res.headers.get('content-type')).toBe('image/jpeg');
       } else {
-        const url = new URL(signed.url);
+        // no PLEXICA_PUBLIC_URL and no allow-listed host here: the link is a path
+        expect(signed.url).toMatch(/^\/api\/v1\/storage\/signed\/signed\/photo\.jpg\?/);
+        const url = new URL(signed.url, 'http://plexica.test');
         const relative = url.pathname + url.search;
         const res = await t.app.server.inject({ method: 'GET', url: relative });
         expect(res.statusCode).toBe(200);
@@ -447,7 +450,14 @@ for (const { db, driver } of COMBOS) {
       }
       // a genuine URL signed in the past
       const signer = createUrlSigner([{ id: 'k', key: Buffer.from(TEST_MASTER_KEY, 'base64') }]);
-      const old = signer.url({ method: 'GET', tenantId: a.id, path: 'signed/photo.jpg', expires: 1_000_000 });
+      const { etag } = (await get(a.adminToken, '/api/v1/storage/info/signed/photo.jpg')).json();
+      const old = signer.url({
+        method: 'GET',
+        tenantId: a.id,
+        path: 'signed/photo.jpg',
+        expires: 1_000_000,
+        version: etag.slice(1, -1),
+      });
       const expired = await t.app.server.inject({ method: 'GET', url: old });
       expect(expired.statusCode).toBe(403);
       expect(expired.json().code).toBe('PLX_STORAGE_SIGNATURE_EXPIRED');
@@ -463,7 +473,7 @@ for (const { db, driver } of COMBOS) {
         await get(a.adminToken, '/api/v1/storage/signed-url/inbox/upload.txt?method=PUT&expiresIn=60')
       ).json();
       expect(signed.method).toBe('PUT');
-      const url = new URL(signed.url);
+      const url = new URL(signed.url, 'http://plexica.test');
       const res = await t.app.server.inject({
         method: 'PUT',
         url: url.pathname + url.search,
@@ -497,6 +507,159 @@ for (const { db, driver } of COMBOS) {
       });
       expect(del.statusCode).toBe(403);
       expect(del.json().code).toBe('PLX_PERMISSION_DENIED');
+    });
+
+    it('makes destroying contents need storage:file:delete: moving, and replacing by move, copy or upload', async () => {
+      await put(a.adminToken, 'guarded/admin.txt', 'admin wrote this');
+      expect((await put(member, 'guarded/mine.txt', 'member wrote this')).statusCode).toBe(201);
+      const call = (token: string, action: 'copy' | 'move', body: Record<string, unknown>) =>
+        t.request({ method: 'POST', url: `/api/v1/storage/${action}`, token, body });
+      const refused = async (res: { status: number; body: { code: string } }) => {
+        expect(res.status).toBe(403);
+        expect(res.body.code).toBe('PLX_PERMISSION_DENIED');
+      };
+      // moving a file away vacates its path: that is deleting it
+      await refused(await call(member, 'move', { from: 'guarded/admin.txt', to: 'guarded/taken.txt' }));
+      // onto an existing file, by move, copy or upload: that is replacing it
+      await refused(await call(member, 'move', { from: 'guarded/mine.txt', to: 'guarded/admin.txt' }));
+      await refused(await call(member, 'copy', { from: 'guarded/mine.txt', to: 'guarded/admin.txt' }));
+      const upload = await put(member, 'guarded/admin.txt', '');
+      expect(upload.statusCode).toBe(403);
+      expect(upload.json().code).toBe('PLX_PERMISSION_DENIED');
+      // a member's signed upload URL may create, not replace
+      const signed = await get(
+        member,
+        '/api/v1/storage/signed-url/guarded/admin.txt?method=PUT&expiresIn=60',
+      );
+      expect(signed.statusCode).toBe(200);
+      const viaUrl = await t.app.server.inject({ method: 'PUT', url: signed.json().url, payload: '' });
+      expect(viaUrl.statusCode).toBe(403);
+      expect(viaUrl.json().code).toBe('PLX_PERMISSION_DENIED');
+      expect((await download(a.adminToken, 'guarded/admin.txt')).body).toBe('admin wrote this');
+      expect((await download(a.adminToken, 'guarded/mine.txt')).body).toBe('member wrote this');
+      expect((await get(a.adminToken, '/api/v1/storage/info/guarded/taken.txt')).statusCode).toBe(404);
+
+      // onto a new path, copying is only writing
+      expect((await call(member, 'copy', { from: 'guarded/admin.txt', to: 'guarded/copy.txt' })).status).toBe(
+        200,
+      );
+      // a tenant admin holds delete: replacing is theirs to do
+      const replaced = await call(a.adminToken, 'move', {
+        from: 'guarded/mine.txt',
+        to: 'guarded/admin.txt',
+      });
+      expect(replaced.status).toBe(200);
+      expect((await download(a.adminToken, 'guarded/admin.txt')).body).toBe('member wrote this');
+    });
+
+    it('never builds a signed link on a Host header nobody listed', async () => {
+      await put(a.adminToken, 'hosts/x.txt', 'x');
+      for (const method of ['GET', 'PUT']) {
+        const res = await get(a.adminToken, `/api/v1/storage/signed-url/hosts/x.txt?method=${method}`, {
+          host: 'attacker.example',
+        });
+        expect(res.statusCode).toBe(200);
+        expect(res.json().url).not.toContain('attacker.example');
+        // S3 downloads are S3's own URLs; everything Plexica serves stays a path here
+        if (driver === 'filesystem' || method === 'PUT')
+          expect(res.json().url).toMatch(/^\/api\/v1\/storage\/signed\/hosts\/x\.txt\?/);
+      }
+    });
+
+    it('serves a signed download only for the version it was signed for', async () => {
+      const sign = async () =>
+        (await get(a.adminToken, '/api/v1/storage/signed-url/versions/doc.txt?expiresIn=60')).json()
+          .url as string;
+      const open = async (url: string) => {
+        if (driver === 's3') {
+          const res = await fetch(url);
+          return { status: res.status, body: await res.text(), code: undefined };
+        }
+        const res = await t.app.server.inject({ method: 'GET', url });
+        return {
+          status: res.statusCode,
+          body: res.body,
+          code: res.statusCode >= 400 ? res.json().code : undefined,
+        };
+      };
+      // S3's presigned URL names the blob, which every write replaces: NoSuchKey once it is gone
+      const stale = async (url: string) => {
+        const res = await open(url);
+        expect(res.status).toBe(driver === 's3' ? 404 : 410);
+        if (driver === 'filesystem') expect(res.code).toBe('PLX_STORAGE_SIGNED_URL_STALE');
+        expect(res.body).not.toContain('second');
+      };
+      const remove = () =>
+        t.app.server.inject({
+          method: 'DELETE',
+          url: '/api/v1/storage/versions/doc.txt',
+          headers: { authorization: `Bearer ${a.adminToken}` },
+        });
+
+      await put(a.adminToken, 'versions/doc.txt', 'first');
+      const first = await sign();
+      expect((await open(first)).body).toBe('first');
+      await put(a.adminToken, 'versions/doc.txt', 'second'); // overwritten
+      await stale(first);
+
+      const second = await sign();
+      expect((await remove()).statusCode).toBe(204);
+      await put(a.adminToken, 'versions/doc.txt', 'second, again'); // deleted and created again
+      await stale(second);
+
+      const third = await sign();
+      expect((await remove()).statusCode).toBe(204); // deleted
+      const gone = await open(third);
+      expect(gone.status).toBe(404);
+      if (driver === 'filesystem') expect(gone.code).toBe('PLX_STORAGE_FILE_NOT_FOUND');
+    });
+
+    it('takes one upload per signed PUT URL, of the content type fixed at signing', async () => {
+      const sign = async (query: string) => {
+        const res = await get(
+          a.adminToken,
+          `/api/v1/storage/signed-url/once/a.txt?method=PUT&expiresIn=60${query}`,
+        );
+        expect(res.statusCode, res.body).toBe(200);
+        return res.json().url as string;
+      };
+      const send = (url: string, type: string, payload: string) =>
+        t.app.server.inject({ method: 'PUT', url, headers: { 'content-type': type }, payload });
+
+      // one use: of two racing uploads through it exactly one lands
+      const untyped = await sign('');
+      const raced = await Promise.all([
+        send(untyped, 'text/plain', 'racer one'),
+        send(untyped, 'text/plain', 'racer two'),
+      ]);
+      expect(raced.map((r) => r.statusCode).sort()).toEqual([201, 410]);
+      const winner = raced.find((r) => r.statusCode === 201)!;
+      expect((await download(a.adminToken, 'once/a.txt')).body).toBe(
+        winner === raced[0] ? 'racer one' : 'racer two',
+      );
+
+      // with the type fixed at signing, the upload must carry it
+      const typed = await sign('&contentType=text/plain');
+      const wrong = await send(typed, 'text/html', '<script>alert(1)</script>');
+      expect(wrong.statusCode).toBe(415);
+      expect(wrong.json()).toMatchObject({
+        code: 'PLX_STORAGE_CONTENT_TYPE_MISMATCH',
+        expected: 'text/plain',
+      });
+      const first = await send(typed, 'Text/Plain', 'once'); // a refused attempt did not use it up
+      expect(first.statusCode, first.body).toBe(201);
+      expect(first.json().contentType).toBe('text/plain');
+      const again = await send(typed, 'text/plain', 'twice');
+      expect(again.statusCode).toBe(410);
+      expect(again.json().code).toBe('PLX_STORAGE_SIGNED_URL_USED');
+      expect((await download(a.adminToken, 'once/a.txt')).body).toBe('once');
+
+      const badType = await get(
+        a.adminToken,
+        '/api/v1/storage/signed-url/once/a.txt?method=PUT&contentType=nope',
+      );
+      expect(badType.statusCode).toBe(400);
+      expect(badType.json().errors[0].field).toBe('querystring.contentType');
     });
 
     it('keeps tenants apart: the same path in B is a different file', async () => {
@@ -569,3 +732,21 @@ for (const { db, driver } of COMBOS) {
     });
   });
 }
+
+describe('signed link origin', () => {
+  const request = { protocol: 'https', host: 'Files.Example.com' };
+  it('is the public URL when one is set, whatever the Host says', () => {
+    expect(publicOrigin({ publicUrl: 'https://plexica.example', publicHosts: [] }, request)).toBe(
+      'https://plexica.example',
+    );
+  });
+  it('is the request’s Host only when the operator listed it', () => {
+    expect(publicOrigin({ publicUrl: undefined, publicHosts: ['files.example.com'] }, request)).toBe(
+      'https://files.example.com',
+    );
+    expect(publicOrigin({ publicUrl: undefined, publicHosts: ['files.example.com:8443'] }, request)).toBe(
+      undefined,
+    );
+    expect(publicOrigin({ publicUrl: undefined, publicHosts: [] }, request)).toBe(undefined);
+  });
+});

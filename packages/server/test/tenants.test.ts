@@ -90,18 +90,22 @@ for (const kind of DATABASES) {
       });
       expect(suspended.status).toBe(200);
       expect(suspended.body.status).toBe('suspended');
-      expect(
-        (await t.request({ method: 'GET', url: '/api/v1/users', token: tenant.adminToken })).body.code,
-      ).toBe('PLX_TENANT_SUSPENDED');
+      const relogin = await t.request({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        body: { email: 'admin@life-cycle.test', password: 'tenant-admin-pw-1', tenant: 'life-cycle' },
+      });
+      expect(relogin.status).toBe(403);
+      expect(relogin.body.code).toBe('PLX_TENANT_SUSPENDED');
       await t.request({
         method: 'PATCH',
         url: `/api/v1/tenants/${tenant.id}`,
         token,
         body: { status: 'active' },
       });
-      expect(
-        (await t.request({ method: 'GET', url: '/api/v1/users', token: tenant.adminToken })).status,
-      ).toBe(200);
+      // resumed: users log in again (the suspension ended their sessions)
+      const fresh = await t.login('admin@life-cycle.test', 'tenant-admin-pw-1', 'life-cycle');
+      expect((await t.request({ method: 'GET', url: '/api/v1/users', token: fresh })).status).toBe(200);
 
       const deleted = await t.request({ method: 'DELETE', url: `/api/v1/tenants/${tenant.id}`, token });
       expect(deleted.status).toBe(200);
@@ -117,9 +121,7 @@ for (const kind of DATABASES) {
       });
       expect(again.status).toBe(410);
       expect(again.body.code).toBe('PLX_TENANT_DELETED');
-      expect(
-        (await t.request({ method: 'GET', url: '/api/v1/users', token: tenant.adminToken })).status,
-      ).toBe(410);
+      expect((await t.request({ method: 'GET', url: '/api/v1/users', token: fresh })).status).toBe(410);
 
       // inside the window nothing is purged; after it, schema and rows are gone
       expect(await t.app.services.tenants.purgeExpired(new Date())).toEqual([]);
@@ -135,6 +137,70 @@ for (const kind of DATABASES) {
         .where('tenant_id', '=', tenant.id)
         .execute();
       expect(users).toEqual([]);
+    });
+
+    it('ends every session at suspension: tokens from before stay dead after resume, API keys wait', async () => {
+      const root = await t.adminToken();
+      const tenant = await t.createTenant('suspend-sessions');
+      const pair = await t.request({
+        method: 'POST',
+        url: '/api/v1/auth/login',
+        body: { email: 'admin@suspend-sessions.test', password: 'tenant-admin-pw-1', tenant: tenant.slug },
+      });
+      expect(pair.status).toBe(200);
+      const key = await t.request({
+        method: 'POST',
+        url: '/api/v1/api-keys',
+        token: tenant.adminToken,
+        body: { name: 'ops', permissions: ['core:user:read'] },
+      });
+      expect(key.status).toBe(201);
+      const users = (token: string) => t.request({ method: 'GET', url: '/api/v1/users', token });
+      const refresh = () =>
+        t.request({
+          method: 'POST',
+          url: '/api/v1/auth/refresh',
+          body: { refreshToken: pair.body.refreshToken },
+        });
+      const status = (value: 'active' | 'suspended') =>
+        t.request({
+          method: 'PATCH',
+          url: `/api/v1/tenants/${tenant.id}`,
+          token: root,
+          body: { status: value },
+        });
+
+      expect((await status('suspended')).status).toBe(200);
+      const keyWhileSuspended = await users(key.body.secret);
+      expect(keyWhileSuspended.status).toBe(403);
+      expect(keyWhileSuspended.body.code).toBe('PLX_TENANT_SUSPENDED');
+      expect((await status('active')).status).toBe(200);
+
+      for (const token of [tenant.adminToken, pair.body.accessToken]) {
+        const res = await users(token);
+        expect(res.status).toBe(401);
+        expect(res.body.code).toBe('PLX_AUTH_SESSION_REVOKED');
+      }
+      const refreshed = await refresh();
+      expect(refreshed.status).toBe(401);
+      expect(refreshed.body.code).toBe('PLX_AUTH_SESSION_REVOKED');
+      // API keys are kept: refused while suspended, working again after resume
+      expect((await users(key.body.secret)).status).toBe(200);
+      const fresh = await t.login('admin@suspend-sessions.test', 'tenant-admin-pw-1', tenant.slug);
+      expect((await users(fresh)).status).toBe(200);
+
+      // both changes are in the tenant's own audit log, by the super admin
+      const log = await t.request({ method: 'GET', url: '/api/v1/audit-events?limit=100', token: fresh });
+      const actions = log.body.map((e: { action: string }) => e.action);
+      expect(actions).toContain('tenant.resumed');
+      const suspended = log.body.find((e: { action: string }) => e.action === 'tenant.suspended');
+      expect(suspended).toMatchObject({
+        actorType: 'user',
+        credential: 'access_token',
+        targetType: 'tenant',
+        targetId: tenant.id,
+        data: { changes: { status: { from: 'active', to: 'suspended' } }, sessionsRevoked: 2 },
+      });
     });
 
     it('rejects a taken slug with 409 and a second tenant with another slug works', async () => {

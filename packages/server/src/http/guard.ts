@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PlexicaConfig } from '../config.js';
-import type { RequestContext } from '../context.js';
+import { type RequestContext, requestFacts } from '../context.js';
 import { PlexicaError } from '../infra/errors.js';
 import type { RateLimitStore } from '../infra/rate-limit/store.js';
 import type { Authenticator } from '../modules/identity/authenticate.js';
@@ -40,7 +40,7 @@ export function createGuard(deps: GuardDeps) {
 
   return async function guard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const route = request.routeOptions.config;
-    const ctx: RequestContext = { traceId: request.id, principal: null, tenant: null };
+    const ctx: RequestContext = { ...requestFacts(request), principal: null, tenant: null };
     request.ctx = ctx;
     // the handler verifies the URL's signature before it touches anything
     if (route.auth === 'signed') return;

@@ -118,6 +118,15 @@ export const ERROR_CODES = {
   },
   PLX_STORAGE_SIGNATURE_INVALID: { kind: 'forbidden', title: 'Signed URL is invalid' },
   PLX_STORAGE_SIGNATURE_EXPIRED: { kind: 'forbidden', title: 'Signed URL has expired' },
+  PLX_STORAGE_SIGNED_URL_STALE: {
+    kind: 'gone',
+    title: 'The file was replaced after this URL was signed',
+  },
+  PLX_STORAGE_SIGNED_URL_USED: { kind: 'gone', title: 'This one-use upload URL was already used' },
+  PLX_STORAGE_CONTENT_TYPE_MISMATCH: {
+    kind: 'unsupported_media',
+    title: 'The upload does not carry the content type the URL was signed for',
+  },
   PLX_STORAGE_BLOB_MISSING: {
     kind: 'internal',
     title: "A file's contents are missing from the storage engine",

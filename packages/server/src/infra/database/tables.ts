@@ -169,13 +169,18 @@ export interface TenantPluginsTable {
 export interface AuditEventsTable {
   id: Generated<string>;
   at: Timestamp;
-  actor_type: 'user' | 'api_key' | 'system';
+  actor_type: 'user' | 'api_key' | 'system' | 'anonymous';
   actor_id: string | null;
   action: string;
   target_type: string;
   target_id: string | null;
   trace_id: string | null;
   data: JSONColumnType<Record<string, unknown>, string | undefined, string>;
+  /** access_token, oidc_token, api_key or signed_url; null for system work (0003). */
+  credential: string | null;
+  ip: string | null;
+  /** The server's own id of the request, never client-chosen (0003). */
+  request_id: string | null;
 }
 
 export interface IdempotencyKeysTable {
@@ -253,6 +258,14 @@ export interface TenantDatabase {
   audit_events: AuditEventsTable;
   files: FilesTable;
   storage_usage: StorageUsageTable;
+  signed_uploads: SignedUploadsTable;
+}
+
+/** Signed PUT URLs already used (one use each), kept until they expire (0004). */
+export interface SignedUploadsTable {
+  id: string;
+  used_at: Timestamp;
+  expires_at: Date | string;
 }
 
 export interface FilesTable {

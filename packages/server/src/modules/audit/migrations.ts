@@ -22,4 +22,17 @@ export const auditTenantMigrations: Migration[] = [
       );
     },
   },
+  {
+    id: '0003_audit_request_facts',
+    async up(db, schema) {
+      // who proved what, from where, under which server-made request id (issue 9 item 11)
+      await sql`alter table ${sql.id(schema, 'audit_events')}
+        add column credential text,
+        add column ip text,
+        add column request_id text`.execute(db);
+      await sql`create index ${sql.id('audit_events_action')} on ${sql.id(schema, 'audit_events')} (action, id desc)`.execute(
+        db,
+      );
+    },
+  },
 ];

@@ -2,48 +2,85 @@ import type { Kysely } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import type { CoreDatabase, TenantDatabase } from '../../infra/database/index.js';
 
+/** How the actor proved who it is. */
+export type AuditCredential = 'access_token' | 'oidc_token' | 'api_key' | 'signed_url';
+
 export interface AuditEvent {
   id: string;
   at: string;
-  actorType: 'user' | 'api_key' | 'system';
+  /** `anonymous`: no principal, but a credential (a signed URL); `system`: work no request started. */
+  actorType: 'user' | 'api_key' | 'system' | 'anonymous';
   actorId: string | null;
+  credential: AuditCredential | null;
+  ip: string | null;
   action: string;
   targetType: string;
   targetId: string | null;
+  /** X-Trace-ID as received: the client's when it sent one, so never the only correlation. */
   traceId: string | null;
+  /** The server's own id of the request; nobody outside chooses it. */
+  requestId: string | null;
   data: Record<string, unknown>;
+}
+
+export interface AuditInput {
+  action: string;
+  targetType: string;
+  targetId?: string;
+  data?: Record<string, unknown>;
 }
 
 /** The tenant's audit log, kept in its own schema (`tenant_{slug}.audit_events`). */
 export interface AuditService {
   /** Records an event; pass `trx` to make it part of the caller's transaction. */
-  record(
-    ctx: RequestContext,
-    event: { action: string; targetType: string; targetId?: string; data?: Record<string, unknown> },
-    trx?: Kysely<CoreDatabase>,
-  ): Promise<void>;
+  record(ctx: RequestContext, event: AuditInput, trx?: Kysely<CoreDatabase>): Promise<void>;
+  /** Records several events of one request in one statement (a bulk enqueue). */
+  recordAll(ctx: RequestContext, events: AuditInput[], trx?: Kysely<CoreDatabase>): Promise<void>;
   list(ctx: RequestContext, query: { limit: number; offset: number; action?: string }): Promise<AuditEvent[]>;
+}
+
+/** What credential the context's principal presented, as far as the principal tells. */
+export function credentialOf(ctx: RequestContext): AuditCredential | null {
+  if (ctx.credential) return ctx.credential;
+  const principal = ctx.principal;
+  if (!principal) return null;
+  if (principal.type === 'api_key') return 'api_key';
+  // Plexica's own access tokens belong to a session; an IdP's token has none
+  return principal.sessionId ? 'access_token' : 'oidc_token';
 }
 
 export function createAuditService(db: Kysely<CoreDatabase>): AuditService {
   const tenantDb = (executor: Kysely<CoreDatabase>, schema: string) =>
     (executor as unknown as Kysely<TenantDatabase>).withSchema(schema);
-  return {
-    async record(ctx, event, trx = db) {
-      const tenant = requireTenant(ctx);
-      await tenantDb(trx, tenant.schema)
-        .insertInto('audit_events')
-        .values({
-          actor_type: ctx.principal?.type ?? 'system',
-          actor_id: ctx.principal?.id ?? null,
+
+  const recordAll: AuditService['recordAll'] = async (ctx, events, trx = db) => {
+    if (events.length === 0) return;
+    const tenant = requireTenant(ctx);
+    const actor = {
+      actor_type: ctx.principal?.type ?? (ctx.credential ? ('anonymous' as const) : ('system' as const)),
+      actor_id: ctx.principal?.id ?? null,
+      credential: credentialOf(ctx),
+      ip: ctx.ip ?? null,
+      trace_id: ctx.traceId,
+      request_id: ctx.requestId ?? null,
+    };
+    await tenantDb(trx, tenant.schema)
+      .insertInto('audit_events')
+      .values(
+        events.map((event) => ({
+          ...actor,
           action: event.action,
           target_type: event.targetType,
           target_id: event.targetId ?? null,
-          trace_id: ctx.traceId,
           data: JSON.stringify(event.data ?? {}),
-        })
-        .execute();
-    },
+        })),
+      )
+      .execute();
+  };
+
+  return {
+    record: (ctx, event, trx) => recordAll(ctx, [event], trx),
+    recordAll,
     async list(ctx, { limit, offset, action }) {
       const tenant = requireTenant(ctx);
       let query = tenantDb(db, tenant.schema).selectFrom('audit_events').selectAll();
@@ -54,10 +91,13 @@ export function createAuditService(db: Kysely<CoreDatabase>): AuditService {
         at: r.at.toISOString(),
         actorType: r.actor_type,
         actorId: r.actor_id,
+        credential: r.credential as AuditCredential | null,
+        ip: r.ip,
         action: r.action,
         targetType: r.target_type,
         targetId: r.target_id,
         traceId: r.trace_id,
+        requestId: r.request_id,
         data: r.data,
       }));
     },

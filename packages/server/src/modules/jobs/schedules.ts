@@ -5,6 +5,7 @@ import { type RequestContext, requireTenant } from '../../context.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import type { JobSchedulesTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
+import type { AuditService } from '../audit/service.js';
 import { toTenantRef } from '../tenants/service.js';
 import type { JobQueueService } from './service.js';
 
@@ -78,8 +79,10 @@ export function createJobSchedulesService(options: {
   db: Kysely<CoreDatabase>;
   jobs: JobQueueService;
   logger: Logger;
+  /** Where schedule creation is recorded (`job_schedule.created`). */
+  audit?: AuditService;
 }): JobSchedulesService {
-  const { db, jobs, logger } = options;
+  const { db, jobs, logger, audit } = options;
 
   const load = async (ctx: RequestContext, id: string) => {
     const tenant = requireTenant(ctx);
@@ -100,18 +103,31 @@ export function createJobSchedulesService(options: {
       const tenant = requireTenant(ctx);
       jobs.check({ type, data });
       const next = nextRun(cron, timezone ?? null, new Date());
-      const row = await db
-        .insertInto('core.job_schedules')
-        .values({
-          tenant_id: tenant.id,
-          type,
-          cron,
-          timezone: timezone ?? null,
-          data: JSON.stringify(data),
-          next_run_at: next,
-        })
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const row = await db.transaction().execute(async (trx) => {
+        const created = await trx
+          .insertInto('core.job_schedules')
+          .values({
+            tenant_id: tenant.id,
+            type,
+            cron,
+            timezone: timezone ?? null,
+            data: JSON.stringify(data),
+            next_run_at: next,
+          })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await audit?.record(
+          ctx,
+          {
+            action: 'job_schedule.created',
+            targetType: 'job_schedule',
+            targetId: created.id,
+            data: { type, cron, timezone: timezone ?? null },
+          },
+          trx,
+        );
+        return created;
+      });
       return toSchedule(row);
     },
 

@@ -8,6 +8,7 @@ import { isUniqueViolation } from '../../infra/database/errors.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import type { JobStatusName, JobsTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
+import type { AuditService } from '../audit/service.js';
 import type { QueueDriver } from './driver.js';
 import { byQueue, createJobRunner, type Definition, deliveryOf, queueOf } from './runner.js';
 import { createDispatchWindow, type TenantType } from './window.js';
@@ -148,8 +149,10 @@ export function createJobQueueService(options: {
   db: Kysely<CoreDatabase>;
   driver: QueueDriver;
   logger: Logger;
+  /** Where jobs created by a principal are recorded (`job.created`); omitted in engine-only tests. */
+  audit?: AuditService;
 }): JobQueueService {
-  const { db, driver, logger } = options;
+  const { db, driver, logger, audit } = options;
   const definitions = new Map<string, Definition>();
   // an engine outside our transaction gets each tenant's jobs a window at a time (see window.ts)
   const dispatchWindow = driver.transactional
@@ -337,6 +340,20 @@ export function createJobQueueService(options: {
             .returningAll()
             .execute();
     if (driver.transactional) await dispatch(trx, inserted);
+    // what a principal created, in the same transaction; the scheduler's own runs are not
+    // (a cron every second would flood the log), nor jobs an idempotency key found
+    if (audit && ctx.principal) {
+      await audit.recordAll(
+        ctx,
+        inserted.map((row) => ({
+          action: 'job.created',
+          targetType: 'job',
+          targetId: row.id,
+          data: { type: row.type, runAt: row.run_at.toISOString() },
+        })),
+        trx,
+      );
+    }
     // `returning` keeps the order of `values`
     fresh.forEach((c, i) => {
       if (c.input.idempotencyKey) byKey.set(c.input.idempotencyKey, inserted[i]!);

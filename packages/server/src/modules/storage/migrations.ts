@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type { Migration } from '../../infra/database/migrator.js';
 
-/** Storage metadata in every tenant schema: path → blob, and the running usage totals. */
+/** Storage metadata in every tenant schema: path → blob, the running usage totals, used upload URLs. */
 export const storageTenantMigrations: Migration[] = [
   {
     id: '0002_storage',
@@ -21,6 +21,20 @@ export const storageTenantMigrations: Migration[] = [
         objects bigint not null default 0 check (objects >= 0)
       )`.execute(db);
       await sql`insert into ${sql.id(schema, 'storage_usage')} default values`.execute(db);
+    },
+  },
+  {
+    id: '0004_storage_signed_uploads',
+    async up(db, schema) {
+      // a signed PUT URL is good for one upload: its id is recorded in the upload's own transaction
+      await sql`create table ${sql.id(schema, 'signed_uploads')} (
+        id uuid primary key,
+        used_at timestamptz not null default now(),
+        expires_at timestamptz not null
+      )`.execute(db);
+      await sql`create index ${sql.id('signed_uploads_expires_at')} on ${sql.id(schema, 'signed_uploads')} (expires_at)`.execute(
+        db,
+      );
     },
   },
 ];

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
-import { Type } from '@sinclair/typebox';
+import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PlexicaConfig } from '../../config.js';
 import type { RequestContext } from '../../context.js';
@@ -11,6 +11,7 @@ import type { PermissionRegistry } from '../permissions/registry.js';
 import { assertTenantUsable, type TenantsService, toTenantRef } from '../tenants/service.js';
 import { normalizePath } from './paths.js';
 import type { FileInfo, ReadResult, StorageService } from './service.js';
+import type { SignedUrlGrant } from './signing.js';
 
 const FileSchema = Type.Object(
   {
@@ -95,12 +96,32 @@ async function receiving<T>(
   }
 }
 
+/** Whether the caller may destroy file contents: delete, move away, or replace. */
+const mayDelete = (ctx: RequestContext) => ctx.principal?.permissions.has('storage:file:delete') === true;
+
+/**
+ * The origin a signed link is built on: the configured public URL, else the
+ * request's Host when the operator listed it, else none (the link stays a
+ * path): a client-written Host header never ends up in a link someone is sent.
+ */
+export function publicOrigin(
+  config: Pick<PlexicaConfig, 'publicUrl' | 'publicHosts'>,
+  request: { protocol: string; host: string },
+): string | undefined {
+  if (config.publicUrl) return config.publicUrl;
+  const host = request.host.toLowerCase();
+  return config.publicHosts.some((allowed) => allowed.toLowerCase() === host)
+    ? `${request.protocol}://${host}`
+    : undefined;
+}
+
 /** POST /upload: multipart/form-data (a `path` field, then the file) or the raw body with `?path=`. */
 async function receiveUpload(
   request: FastifyRequest,
   storage: StorageService,
   query: { path?: string; overwrite?: boolean },
 ): Promise<FileInfo> {
+  const mayReplace = mayDelete(request.ctx);
   if (!request.isMultipart()) {
     if (query.path === undefined) {
       throw new PlexicaError('PLX_STORAGE_UPLOAD_INVALID', {
@@ -112,6 +133,7 @@ async function receiveUpload(
       contentType: headerOf(request, 'content-type'),
       declaredSize: declaredSize(request),
       overwrite: query.overwrite,
+      mayReplace,
     });
   }
   let path = query.path;
@@ -128,7 +150,11 @@ async function receiveUpload(
         errors: [{ field: 'path', message: 'is required' }],
       });
     }
-    return storage.upload(request.ctx, path, part.file, { contentType: part.mimetype, overwrite });
+    return storage.upload(request.ctx, path, part.file, {
+      contentType: part.mimetype,
+      overwrite,
+      mayReplace,
+    });
   }
   throw new PlexicaError('PLX_STORAGE_UPLOAD_INVALID', {
     detail: 'the multipart body has no file part',
@@ -150,34 +176,66 @@ export async function storageRoutes(
   server.addSchema(FileSchema);
   const tags = ['storage'];
 
+  // one shape for both methods: a GET URL tried as a PUT (or one with a part missing)
+  // is a URL nobody signed, not a malformed request
   const SignedQuery = Type.Object(
     {
       tenant: Type.String({ format: 'uuid' }),
       expires: Type.Integer({ minimum: 0 }),
+      version: Type.Optional(Type.String({ format: 'uuid', description: 'GET: the blob signed' })),
+      id: Type.Optional(Type.String({ format: 'uuid', description: 'PUT: its one use' })),
+      type: Type.Optional(
+        Type.String({ maxLength: 255, description: 'PUT: the Content-Type the upload must carry' }),
+      ),
+      overwrite: Type.Optional(Type.Boolean({ description: 'PUT: false = may not replace a file' })),
       signature: Type.String({ pattern: '^[A-Za-z0-9_-]{1,128}$' }),
     },
     { additionalProperties: false },
   );
+  type SignedQueryOf = Static<typeof SignedQuery>;
 
-  /** Verifies the signature first, then resolves the tenant it names. */
-  async function signedContext(
-    request: FastifyRequest,
-    method: 'GET' | 'PUT',
-    rawPath: string,
-    query: { tenant: string; expires: number; signature: string },
-  ): Promise<{ ctx: RequestContext; path: string }> {
-    const path = normalizePath(rawPath);
-    storage.verifySignedUrl(
-      { method, tenantId: query.tenant, path, expires: query.expires },
-      query.signature,
-    );
-    const tenant = await tenants.find(query.tenant);
-    if (!tenant) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${query.tenant}` });
+  /** The grant a signed URL claims, checked before anything else: then resolves its tenant. */
+  async function signedContext(request: FastifyRequest, grant: SignedUrlGrant, signature: string) {
+    storage.verifySignedUrl(grant, signature);
+    const tenant = await tenants.find(grant.tenantId);
+    if (!tenant) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${grant.tenantId}` });
     assertTenantUsable(tenant.status);
-    const ctx: RequestContext = { traceId: request.id, principal: null, tenant: toTenantRef(tenant) };
+    const ctx: RequestContext = {
+      ...request.ctx,
+      principal: null,
+      tenant: toTenantRef(tenant),
+      credential: 'signed_url',
+    };
     request.ctx = ctx;
-    return { ctx, path };
+    return ctx;
   }
+  const unsigned = (): never => {
+    throw new PlexicaError('PLX_STORAGE_SIGNATURE_INVALID', {
+      detail: 'the URL was not signed for this method, or a part of it is missing',
+    });
+  };
+  const getGrant = (rawPath: string, q: SignedQueryOf) =>
+    q.version === undefined || q.id !== undefined || q.type !== undefined || q.overwrite !== undefined
+      ? undefined
+      : {
+          method: 'GET' as const,
+          tenantId: q.tenant,
+          path: normalizePath(rawPath),
+          expires: q.expires,
+          version: q.version,
+        };
+  const putGrant = (rawPath: string, q: SignedQueryOf) =>
+    q.id === undefined || q.overwrite === undefined || q.version !== undefined
+      ? undefined
+      : {
+          method: 'PUT' as const,
+          tenantId: q.tenant,
+          path: normalizePath(rawPath),
+          expires: q.expires,
+          id: q.id,
+          contentType: q.type,
+          overwrite: q.overwrite,
+        };
 
   // Routes that take a file body: every content type streams through untouched,
   // multipart/form-data is parsed as a stream, and nothing is buffered.
@@ -192,10 +250,13 @@ export async function storageRoutes(
     s.post(
       '/api/v1/storage/upload',
       {
-        config: { permission: 'storage:file:write' },
+        // the path is checked by normalizePath, whose error is the precise one
+        config: { permission: 'storage:file:write', rawStrings: ['querystring.path'] },
         schema: {
           tags,
           summary: 'Upload a file (multipart/form-data with a "path" field, or the raw body with ?path=)',
+          description:
+            'Replacing an existing file destroys its contents, so it needs storage:file:delete too (403 otherwise).',
           querystring: Type.Object(
             { path: Type.Optional(Type.String({ maxLength: 4096 })), overwrite: Overwrite },
             { additionalProperties: false },
@@ -216,6 +277,9 @@ export async function storageRoutes(
         schema: {
           tags,
           summary: 'Upload through a signed URL (no credential; the raw body is the file)',
+          description:
+            'One upload per URL (410 PLX_STORAGE_SIGNED_URL_USED after it); with the Content-Type it was ' +
+            'signed for, if any (415); replacing a file only if its signer could.',
           security: [],
           params: WildcardPath,
           querystring: SignedQuery,
@@ -223,11 +287,15 @@ export async function storageRoutes(
         },
       },
       async (request, reply) => {
-        const ctx = await signedContext(request, 'PUT', request.params['*'], request.query);
+        const grant = putGrant(request.params['*'], request.query) ?? unsigned();
+        const ctx = await signedContext(request, grant, request.query.signature);
+        const { path, id, expires, contentType, overwrite } = grant;
         const file = await receiving(request, reply, () =>
-          storage.upload(ctx.ctx, ctx.path, request.body as Readable, {
+          storage.upload(ctx, path, request.body as Readable, {
             contentType: headerOf(request, 'content-type'),
             declaredSize: declaredSize(request),
+            mayReplace: overwrite,
+            signedUpload: { id, expires, contentType },
           }),
         );
         return reply.code(201).send(file);
@@ -251,6 +319,8 @@ export async function storageRoutes(
       schema: {
         tags,
         summary: 'Download through a signed URL (no credential; HEAD too)',
+        description:
+          'Serves the version that was signed: once the file is replaced, 410 PLX_STORAGE_SIGNED_URL_STALE.',
         security: [],
         hide,
         params: WildcardPath,
@@ -258,8 +328,10 @@ export async function storageRoutes(
         response: FileResponses,
       },
       handler: async (request, reply) => {
-        const { ctx, path } = await signedContext(request, 'GET', request.params['*'], request.query);
-        const result = await storage.read(ctx, path, readOptions(request));
+        const grant = getGrant(request.params['*'], request.query) ?? unsigned();
+        const ctx = await signedContext(request, grant, request.query.signature);
+        const { path, version } = grant;
+        const result = await storage.read(ctx, path, { ...readOptions(request), version });
         return sendFile(reply, result, storage.contentDisposition(result.file));
       },
     });
@@ -346,12 +418,23 @@ export async function storageRoutes(
       schema: {
         tags,
         summary: 'A URL that downloads (GET) or uploads (PUT, needs storage:file:write) without a credential',
+        description:
+          'GET: serves the current version of the file only. PUT: one upload, with `contentType` if given; it ' +
+          'may replace a file only if the signer holds storage:file:delete. The URL is absolute when ' +
+          "PLEXICA_PUBLIC_URL is set or the Host is in PLEXICA_PUBLIC_HOSTS (or it is S3's own), else a path " +
+          'on this server. Each issuance is recorded in the audit log.',
         params: WildcardPath,
         querystring: Type.Object(
           {
             method: Type.Optional(Type.Union([Type.Literal('GET'), Type.Literal('PUT')], { default: 'GET' })),
             expiresIn: Type.Optional(
               Type.Integer({ minimum: 1, maximum: 604_800, default: 3600, description: 'seconds' }),
+            ),
+            contentType: Type.Optional(
+              Type.String({
+                maxLength: 255,
+                description: 'PUT only: the Content-Type the upload must carry',
+              }),
             ),
           },
           { additionalProperties: false },
@@ -372,11 +455,11 @@ export async function storageRoutes(
       const signed = await storage.signedUrl(request.ctx, request.params['*'], {
         method,
         expiresIn: request.query.expiresIn ?? 3600,
+        ...(request.query.contentType !== undefined && { contentType: request.query.contentType }),
+        overwrite: mayDelete(request.ctx),
       });
-      if (signed.url.startsWith('/')) {
-        const base = config.publicUrl ?? `${request.protocol}://${request.host}`;
-        signed.url = new URL(signed.url, base).toString();
-      }
+      const origin = signed.url.startsWith('/') ? publicOrigin(config, request) : undefined;
+      if (origin) signed.url = new URL(signed.url, origin).toString();
       return signed;
     },
   );
@@ -393,13 +476,19 @@ export async function storageRoutes(
         schema: {
           tags,
           summary: action === 'copy' ? 'Copy a file (server-side)' : 'Move or rename a file',
+          description:
+            action === 'copy'
+              ? 'Copying onto an existing file replaces it: that needs storage:file:delete too.'
+              : 'Moving vacates the source, so it needs storage:file:delete as well as write; so does ' +
+                'replacing an existing target.',
           body: CopyBody,
           response: responses({ 200: FileRef }),
         },
       },
       async (request) => {
         const { from, to, overwrite } = request.body;
-        return storage[action](request.ctx, from, to, { overwrite });
+        if (action === 'move') registry.authorize(request.ctx, 'storage:file:delete');
+        return storage[action](request.ctx, from, to, { overwrite, mayReplace: mayDelete(request.ctx) });
       },
     );
   }

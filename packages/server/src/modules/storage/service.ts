@@ -7,6 +7,7 @@ import { type RequestContext, requireTenant, type TenantRef } from '../../contex
 import type { CoreDatabase, TenantDatabase } from '../../infra/database/index.js';
 import type { FilesTable } from '../../infra/database/tables.js';
 import { isPlexicaError, PlexicaError } from '../../infra/errors.js';
+import type { AuditService } from '../audit/service.js';
 import type { TenantLifecycleHook } from '../tenants/service.js';
 import type { BlobStore, ByteRange } from './driver.js';
 import { baseName, normalizePath, normalizePrefix, prefixUpperBound } from './paths.js';
@@ -43,47 +44,70 @@ export interface StorageLimits {
   signedUrlMaxSeconds: number;
 }
 
+/**
+ * Whether a write may replace an existing file. Replacing destroys the old
+ * contents, so it needs `storage:file:delete` as deleting does; the routes
+ * pass what the caller holds, and the check runs in the transaction that
+ * would replace the file. Internal callers may omit it (allowed).
+ */
+export interface ReplaceRule {
+  /** false: a file at the target is refused with PLX_STORAGE_FILE_EXISTS (the caller asked so). */
+  overwrite?: boolean;
+  /** false: a file at the target is refused with PLX_PERMISSION_DENIED (the caller may not). */
+  mayReplace?: boolean;
+}
+
 /** The tenant's files (seed 000 §7 `StorageService`), streamed end to end. */
 export interface StorageService {
   /**
    * Streams `body` to `path`. An existing file is replaced only when the new
-   * one is complete and within the limits; `overwrite: false` refuses it.
+   * one is complete and within the limits, and only as `ReplaceRule` allows.
    * @param declaredSize Content-Length when the client sent one: refused early when too large
+   * @param signedUpload the one-use id of the signed PUT URL this upload came through
    */
   upload(
     ctx: RequestContext,
     path: string,
     body: Readable,
-    options?: { contentType?: string; declaredSize?: number; overwrite?: boolean },
+    options?: ReplaceRule & {
+      contentType?: string;
+      declaredSize?: number;
+      signedUpload?: { id: string; expires: number; contentType: string | undefined };
+    },
   ): Promise<FileInfo>;
   head(ctx: RequestContext, path: string): Promise<FileInfo>;
   /**
    * Opens the file, or the one range a `Range` header asks for; honours
    * `If-None-Match`. `open: false` (HEAD) answers the same without opening it.
+   * @param version the blob a signed URL was signed for: any other is PLX_STORAGE_SIGNED_URL_STALE
    */
   read(
     ctx: RequestContext,
     path: string,
-    options?: { range?: string; ifNoneMatch?: string; open?: boolean },
+    options?: { range?: string; ifNoneMatch?: string; open?: boolean; version?: string },
   ): Promise<ReadResult>;
   delete(ctx: RequestContext, path: string): Promise<void>;
   list(
     ctx: RequestContext,
     query: { prefix?: string; limit?: number; cursor?: string },
   ): Promise<{ items: FileInfo[]; nextCursor: string | null }>;
-  copy(ctx: RequestContext, from: string, to: string, options?: { overwrite?: boolean }): Promise<FileInfo>;
-  move(ctx: RequestContext, from: string, to: string, options?: { overwrite?: boolean }): Promise<FileInfo>;
+  copy(ctx: RequestContext, from: string, to: string, options?: ReplaceRule): Promise<FileInfo>;
+  /** Vacates `from`: the route requires delete for it. */
+  move(ctx: RequestContext, from: string, to: string, options?: ReplaceRule): Promise<FileInfo>;
   usage(ctx: RequestContext): Promise<StorageUsage>;
   /**
-   * A URL that works without a credential until it expires. GET: the engine's
-   * own presigned URL where it has one (S3), else a Plexica URL; PUT: always a
-   * Plexica URL, so size limits, quota and metadata hold for signed uploads too.
+   * A URL that works without a credential until it expires, recorded in the
+   * audit log. GET: bound to the file's current version (blob): the engine's
+   * own presigned URL of that blob where it has one (S3), else a Plexica URL
+   * that serves that version or nothing. PUT: always a Plexica URL, so size
+   * limits, quota and metadata hold for signed uploads too; good for one
+   * upload, of `contentType` when given, replacing a file only if `overwrite`.
    * @returns `url` absolute for presigned engine URLs, else a path on this server
    */
   signedUrl(
     ctx: RequestContext,
     path: string,
-    options: { method: 'GET' | 'PUT'; expiresIn: number },
+    options: { method: 'GET' | 'PUT'; expiresIn: number; contentType?: string; overwrite?: boolean },
   ): Promise<{ url: string; method: 'GET' | 'PUT'; expiresAt: string }>;
   /** Checks a Plexica signed URL. @throws PLX_STORAGE_SIGNATURE_INVALID / _EXPIRED */
   verifySignedUrl(grant: SignedUrlGrant, signature: string): void;
@@ -95,6 +119,22 @@ export interface StorageService {
 
 const CONTENT_TYPE =
   /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(\s*;\s*[a-z0-9!#$&^_.+-]+=("[^"\\\r\n]*"|[a-z0-9!#$&^_.+-]+))*$/i;
+const checkMediaType = (
+  given: string,
+  field: string,
+  code: 'PLX_STORAGE_UPLOAD_INVALID' | 'PLX_VALIDATION',
+): string => {
+  if (given.length > 255 || !CONTENT_TYPE.test(given)) {
+    throw new PlexicaError(code, {
+      detail: `"${given.slice(0, 100)}" is not a media type`,
+      errors: [{ field, message: 'must be a media type like image/png' }],
+    });
+  }
+  return given;
+};
+/** Media types compare without case and without the spaces around parameters. */
+const sameMediaType = (a: string | undefined, b: string) =>
+  a !== undefined && a.toLowerCase().replace(/\s+/g, '') === b.toLowerCase().replace(/\s+/g, '');
 const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp|avif)|video\/|audio\/|application\/pdf$|text\/plain)/;
 
 const toFile = (
@@ -114,6 +154,21 @@ const toFile = (
 
 const notFound = (path: string) =>
   new PlexicaError('PLX_STORAGE_FILE_NOT_FOUND', { detail: `no file at "${path}"` });
+const exists = (path: string) =>
+  new PlexicaError('PLX_STORAGE_FILE_EXISTS', {
+    detail: `a file exists at "${path}" and overwrite is false`,
+  });
+const replaceDenied = (path: string) =>
+  new PlexicaError('PLX_PERMISSION_DENIED', {
+    detail: `a file exists at "${path}"; replacing it needs storage:file:delete`,
+  });
+/** The refusal `rule` makes for a file that exists at `path`, if any. */
+const refusal = (path: string, { overwrite = true, mayReplace = true }: ReplaceRule) =>
+  !overwrite ? exists(path) : !mayReplace ? replaceDenied(path) : undefined;
+/** Whether `rule` can refuse at all: only then is the target looked up before writing. */
+const mayRefuse = (rule: ReplaceRule) => rule.overwrite === false || rule.mayReplace === false;
+const usedUpload = () =>
+  new PlexicaError('PLX_STORAGE_SIGNED_URL_USED', { detail: 'sign a new URL for another upload' });
 
 /** Fails the stream once more than `limit` bytes went through. */
 function byteLimit(limit: number, tooMuch: () => PlexicaError): Transform {
@@ -127,14 +182,18 @@ function byteLimit(limit: number, tooMuch: () => PlexicaError): Transform {
   });
 }
 
+/** A change made in a commit's transaction, for the audit record written in the same one. */
+type During = (trx: Kysely<CoreDatabase>, change: { file: FileInfo; replaced: boolean }) => Promise<void>;
+
 export function createStorageService(options: {
   db: Kysely<CoreDatabase>;
   store: BlobStore;
   signer: UrlSigner;
   limits: StorageLimits;
+  audit: AuditService;
   logger: Logger;
 }): StorageService {
-  const { db, store, signer, limits, logger } = options;
+  const { db, store, signer, limits, audit, logger } = options;
   const tenantDb = (executor: Kysely<CoreDatabase>, tenant: TenantRef) =>
     (executor as unknown as Kysely<TenantDatabase>).withSchema(tenant.schema);
   const limitsOf = (tenant: TenantRef) => ({
@@ -169,25 +228,24 @@ export function createStorageService(options: {
     });
 
   /**
-   * Points `path` at a blob that is already written, within the quota, in one
-   * transaction that serialises on the tenant's usage row. @returns the file and the blob it replaced
+   * Points `path` at a blob that is already written, within the quota and the
+   * replace rule, in one transaction that serialises on the tenant's usage
+   * row; `during` runs in it last (the audit record). @returns the file and the blob it replaced
    */
   const commit = async (
     tenant: TenantRef,
     path: string,
     blob: { key: string; size: number; contentType: string },
-    overwrite: boolean,
+    rule: ReplaceRule,
+    during: During,
   ) => {
     const { quotaBytes } = limitsOf(tenant);
     return db.transaction().execute(async (trx) => {
       const t = tenantDb(trx, tenant);
       const usage = await t.selectFrom('storage_usage').selectAll().forUpdate().executeTakeFirstOrThrow();
       const existing = await t.selectFrom('files').selectAll().where('path', '=', path).executeTakeFirst();
-      if (existing && !overwrite) {
-        throw new PlexicaError('PLX_STORAGE_FILE_EXISTS', {
-          detail: `a file exists at "${path}" and overwrite is false`,
-        });
-      }
+      const refused = existing && refusal(path, rule);
+      if (refused) throw refused;
       const bytes = Number(usage.bytes) - Number(existing?.size ?? 0) + blob.size;
       if (quotaBytes > 0 && bytes > quotaBytes && blob.size > Number(existing?.size ?? 0)) {
         throw overQuota(quotaBytes, Number(usage.bytes));
@@ -212,7 +270,9 @@ export function createStorageService(options: {
           objects: sql<number>`objects + ${existing ? 0 : 1}`,
         })
         .execute();
-      return { file: toFile(row), replaced: existing?.blob_key };
+      const file = toFile(row);
+      await during(trx, { file, replaced: existing !== undefined });
+      return { file, replaced: existing?.blob_key };
     });
   };
 
@@ -221,7 +281,8 @@ export function createStorageService(options: {
     tenant: TenantRef,
     path: string,
     contentType: string,
-    overwrite: boolean,
+    rule: ReplaceRule,
+    during: During,
     write: (key: string) => Promise<number>,
   ) => {
     const key = randomUUID();
@@ -235,7 +296,7 @@ export function createStorageService(options: {
     }
     let result: Awaited<ReturnType<typeof commit>>;
     try {
-      result = await commit(tenant, path, { key, size, contentType }, overwrite);
+      result = await commit(tenant, path, { key, size, contentType }, rule, during);
     } catch (err) {
       await dropBlob(tenant, key);
       throw err;
@@ -246,13 +307,7 @@ export function createStorageService(options: {
 
   const contentTypeFor = (path: string, given: string | undefined): string => {
     if (given !== undefined && given !== '' && given !== 'application/octet-stream') {
-      if (given.length > 255 || !CONTENT_TYPE.test(given)) {
-        throw new PlexicaError('PLX_STORAGE_UPLOAD_INVALID', {
-          detail: `"${given.slice(0, 100)}" is not a media type`,
-          errors: [{ field: 'contentType', message: 'must be a media type like image/png' }],
-        });
-      }
-      return given;
+      return checkMediaType(given, 'contentType', 'PLX_STORAGE_UPLOAD_INVALID');
     }
     return mime.lookup(path) || 'application/octet-stream';
   };
@@ -273,10 +328,17 @@ export function createStorageService(options: {
   };
 
   return {
-    async upload(ctx, rawPath, body, { contentType, declaredSize, overwrite = true } = {}) {
+    async upload(ctx, rawPath, body, { contentType, declaredSize, signedUpload, ...rule } = {}) {
       const tenant = requireTenant(ctx);
       const path = normalizePath(rawPath);
-      const type = contentTypeFor(path, contentType);
+      const fixed = signedUpload?.contentType;
+      if (fixed !== undefined && !sameMediaType(contentType, fixed)) {
+        throw new PlexicaError('PLX_STORAGE_CONTENT_TYPE_MISMATCH', {
+          detail: `the URL was signed for uploads of ${fixed}`,
+          extra: { expected: fixed },
+        });
+      }
+      const type = fixed ?? contentTypeFor(path, contentType);
       const { maxFileSize, quotaBytes } = limitsOf(tenant);
       if (declaredSize !== undefined && declaredSize > maxFileSize) throw tooLarge(maxFileSize);
       let allowance = maxFileSize;
@@ -295,12 +357,48 @@ export function createStorageService(options: {
         if (declaredSize !== undefined && declaredSize > allowance)
           throw (quotaError ?? (() => tooLarge(maxFileSize)))();
       }
-      if (!overwrite && (await findRow(tenant, path))) {
-        throw new PlexicaError('PLX_STORAGE_FILE_EXISTS', {
-          detail: `a file exists at "${path}" and overwrite is false`,
-        });
+      // refused before the body is read; the commit checks again, in its transaction
+      const early = mayRefuse(rule) && (await findRow(tenant, path)) && refusal(path, rule);
+      if (early) throw early;
+      if (signedUpload) {
+        const used = await tenantDb(db, tenant)
+          .selectFrom('signed_uploads')
+          .select('id')
+          .where('id', '=', signedUpload.id)
+          .executeTakeFirst();
+        if (used) throw usedUpload();
       }
-      return writeAndCommit(tenant, path, type, overwrite, async (key) => {
+      const during: During = async (trx, { file, replaced }) => {
+        if (signedUpload) {
+          const t = tenantDb(trx, tenant);
+          // the URL's one use is taken in the commit: a failed upload leaves it usable, and of
+          // two racing uploads through it exactly one commits
+          const claimed = await t
+            .insertInto('signed_uploads')
+            .values({ id: signedUpload.id, expires_at: new Date(signedUpload.expires * 1000) })
+            .onConflict((oc) => oc.column('id').doNothing())
+            .returning('id')
+            .executeTakeFirst();
+          if (!claimed) throw usedUpload();
+          await t.deleteFrom('signed_uploads').where('expires_at', '<', sql<Date>`now()`).execute();
+        }
+        await audit.record(
+          ctx,
+          {
+            action: 'storage.file.uploaded',
+            targetType: 'file',
+            targetId: file.path,
+            data: {
+              size: file.size,
+              contentType: file.contentType,
+              replaced,
+              ...(signedUpload && { signedUrlId: signedUpload.id }),
+            },
+          },
+          trx,
+        );
+      };
+      return writeAndCommit(tenant, path, type, rule, during, async (key) => {
         const limited = byteLimit(allowance, quotaError ?? (() => tooLarge(maxFileSize)));
         body.on('error', (err) => limited.destroy(err));
         // the limit can trip before the driver attaches its own listeners (it may
@@ -318,10 +416,15 @@ export function createStorageService(options: {
 
     head: async (ctx, path) => (await head(ctx, path)).file,
 
-    async read(ctx, path, { range: rangeHeader, ifNoneMatch, open = true } = {}) {
+    async read(ctx, path, { range: rangeHeader, ifNoneMatch, open = true, version } = {}) {
       // a concurrent overwrite may delete the blob between the lookup and the open: look again once
       for (let attempt = 0; ; attempt++) {
         const { tenant, row, file } = await head(ctx, path);
+        if (version !== undefined && row.blob_key !== version) {
+          throw new PlexicaError('PLX_STORAGE_SIGNED_URL_STALE', {
+            detail: `the file at "${file.path}" was replaced after the URL was signed`,
+          });
+        }
         if (ifNoneMatch?.split(',').some((tag) => tag.trim() === file.etag || tag.trim() === '*')) {
           return { notModified: true, file };
         }
@@ -348,6 +451,16 @@ export function createStorageService(options: {
           .updateTable('storage_usage')
           .set({ bytes: sql<number>`bytes - ${Number(row.size)}`, objects: sql<number>`objects - 1` })
           .execute();
+        await audit.record(
+          ctx,
+          {
+            action: 'storage.file.deleted',
+            targetType: 'file',
+            targetId: path,
+            data: { size: Number(row.size) },
+          },
+          trx,
+        );
         return row;
       });
       await dropBlob(tenant, removed.blob_key);
@@ -384,16 +497,29 @@ export function createStorageService(options: {
       return { items, nextCursor };
     },
 
-    async copy(ctx, from, to, { overwrite = true } = {}) {
+    async copy(ctx, from, to, rule = {}) {
       const { tenant, row } = await head(ctx, from);
       const target = normalizePath(to, 'to');
-      return writeAndCommit(tenant, target, row.content_type, overwrite, async (key) => {
+      const early = mayRefuse(rule) && (await findRow(tenant, target)) && refusal(target, rule);
+      if (early) throw early;
+      const during: During = (trx, { file, replaced }) =>
+        audit.record(
+          ctx,
+          {
+            action: 'storage.file.copied',
+            targetType: 'file',
+            targetId: file.path,
+            data: { from: row.path, size: file.size, replaced },
+          },
+          trx,
+        );
+      return writeAndCommit(tenant, target, row.content_type, rule, during, async (key) => {
         await store.copy(tenant.id, row.blob_key, key);
         return Number(row.size);
       });
     },
 
-    async move(ctx, from, to, { overwrite = true } = {}) {
+    async move(ctx, from, to, rule = {}) {
       const tenant = requireTenant(ctx);
       const source = normalizePath(from, 'from');
       const target = normalizePath(to, 'to');
@@ -409,11 +535,8 @@ export function createStorageService(options: {
           .where('path', '=', target)
           .executeTakeFirst();
         if (existing) {
-          if (!overwrite) {
-            throw new PlexicaError('PLX_STORAGE_FILE_EXISTS', {
-              detail: `a file exists at "${target}" and overwrite is false`,
-            });
-          }
+          const refused = refusal(target, rule);
+          if (refused) throw refused;
           await t.deleteFrom('files').where('path', '=', target).execute();
           await t
             .updateTable('storage_usage')
@@ -426,6 +549,16 @@ export function createStorageService(options: {
           .where('path', '=', source)
           .returningAll()
           .executeTakeFirstOrThrow();
+        await audit.record(
+          ctx,
+          {
+            action: 'storage.file.moved',
+            targetType: 'file',
+            targetId: target,
+            data: { from: source, replaced: existing !== undefined },
+          },
+          trx,
+        );
         return { file: toFile(moved), replaced: existing?.blob_key };
       });
       if (replaced) await dropBlob(tenant, replaced);
@@ -447,7 +580,7 @@ export function createStorageService(options: {
       };
     },
 
-    async signedUrl(ctx, rawPath, { method, expiresIn }) {
+    async signedUrl(ctx, rawPath, { method, expiresIn, contentType, overwrite = true }) {
       const tenant = requireTenant(ctx);
       const path = normalizePath(rawPath);
       if (!Number.isInteger(expiresIn) || expiresIn < 1 || expiresIn > limits.signedUrlMaxSeconds) {
@@ -460,18 +593,41 @@ export function createStorageService(options: {
       }
       const expires = Math.floor(Date.now() / 1000) + expiresIn;
       const expiresAt = new Date(expires * 1000).toISOString();
+      let url: string;
+      let data: Record<string, unknown>;
       if (method === 'GET') {
-        const { row, file } = await head(ctx, path);
-        if (store.presignGet) {
-          const url = await store.presignGet(tenant.id, row.blob_key, {
-            expiresIn,
-            contentType: file.contentType,
-            contentDisposition: contentDisposition(file),
+        if (contentType !== undefined) {
+          throw new PlexicaError('PLX_VALIDATION', {
+            detail: 'contentType fixes what a signed upload carries; a download has the file’s own',
+            errors: [{ field: 'querystring.contentType', message: 'is only for method=PUT' }],
           });
-          return { url, method, expiresAt };
         }
+        const { row, file } = await head(ctx, path);
+        // S3's URL names the blob, which every write replaces: it serves this version or NoSuchKey
+        url = store.presignGet
+          ? await store.presignGet(tenant.id, row.blob_key, {
+              expiresIn,
+              contentType: file.contentType,
+              contentDisposition: contentDisposition(file),
+            })
+          : signer.url({ method, tenantId: tenant.id, path, expires, version: row.blob_key });
+        data = { method, expiresAt, etag: file.etag };
+      } else {
+        const type =
+          contentType === undefined
+            ? undefined
+            : checkMediaType(contentType, 'querystring.contentType', 'PLX_VALIDATION');
+        const id = randomUUID();
+        url = signer.url({ method, tenantId: tenant.id, path, expires, id, contentType: type, overwrite });
+        data = { method, expiresAt, signedUrlId: id, contentType: type ?? null, overwrite };
       }
-      return { url: signer.url({ method, tenantId: tenant.id, path, expires }), method, expiresAt };
+      await audit.record(ctx, {
+        action: 'storage.signed_url.issued',
+        targetType: 'file',
+        targetId: path,
+        data,
+      });
+      return { url, method, expiresAt };
     },
 
     verifySignedUrl: (grant, signature) => signer.verify(grant, signature),

@@ -2,24 +2,48 @@ import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { PlexicaError } from '../../infra/errors.js';
 import type { MasterKey } from '../secrets/master-key.js';
 
-/** What a Plexica-served signed URL grants: one method on one path of one tenant until `expires`. */
-export interface SignedUrlGrant {
-  method: 'GET' | 'PUT';
-  tenantId: string;
-  path: string;
-  /** Unix seconds. */
-  expires: number;
-}
+/**
+ * What a Plexica-served signed URL grants: one method on one path of one
+ * tenant until `expires`, and no more than that:
+ * - a GET serves the one version (blob) that was signed, or nothing;
+ * - a PUT is good for one upload (`id`), of `contentType` when the signer
+ *   named one, and replaces an existing file only when the signer could.
+ */
+export type SignedUrlGrant =
+  | { method: 'GET'; tenantId: string; path: string; expires: number; version: string }
+  | {
+      method: 'PUT';
+      tenantId: string;
+      path: string;
+      expires: number;
+      id: string;
+      contentType: string | undefined;
+      overwrite: boolean;
+    };
 
 export interface UrlSigner {
-  /** `/api/v1/storage/signed/{path}?tenant=…&expires=…&signature=…` */
+  /** `/api/v1/storage/signed/{path}?tenant=…&expires=…&…&signature=…` */
   url(grant: SignedUrlGrant): string;
   /** @throws PLX_STORAGE_SIGNATURE_INVALID, or PLX_STORAGE_SIGNATURE_EXPIRED for a genuine but old URL */
   verify(grant: SignedUrlGrant, signature: string, now?: number): void;
 }
 
+// JSON: no value can end one field and begin the next, whatever characters it holds
 const canonical = (g: SignedUrlGrant) =>
-  `plexica-signed-url-v1\n${g.method}\n${g.tenantId}\n${g.path}\n${g.expires}`;
+  JSON.stringify(
+    g.method === 'GET'
+      ? ['plexica-signed-url-v2', g.method, g.tenantId, g.path, g.expires, g.version]
+      : [
+          'plexica-signed-url-v2',
+          g.method,
+          g.tenantId,
+          g.path,
+          g.expires,
+          g.id,
+          g.contentType ?? null,
+          g.overwrite,
+        ],
+  );
 
 export const encodePath = (path: string): string => path.split('/').map(encodeURIComponent).join('/');
 
@@ -27,7 +51,8 @@ export const encodePath = (path: string): string => path.split('/').map(encodeUR
  * HMAC-SHA256 signed URLs for the filesystem driver (and for uploads on every
  * driver). The key is derived from each master key with HKDF, so every
  * instance that shares the master keys verifies the same URLs, and a rotated
- * master key keeps verifying URLs signed before the rotation.
+ * master key keeps verifying URLs signed before the rotation. URLs signed
+ * before v2 (no version, reusable uploads) no longer verify.
  */
 export function createUrlSigner(masterKeys: MasterKey[]): UrlSigner {
   if (masterKeys.length === 0) throw new TypeError('no master key');
@@ -38,12 +63,14 @@ export function createUrlSigner(masterKeys: MasterKey[]): UrlSigner {
     createHmac('sha256', key).update(canonical(grant)).digest();
   return {
     url(grant) {
-      const signature = mac(keys[0]!, grant).toString('base64url');
-      const query = new URLSearchParams({
-        tenant: grant.tenantId,
-        expires: String(grant.expires),
-        signature,
-      });
+      const query = new URLSearchParams({ tenant: grant.tenantId, expires: String(grant.expires) });
+      if (grant.method === 'GET') query.set('version', grant.version);
+      else {
+        query.set('id', grant.id);
+        if (grant.contentType !== undefined) query.set('type', grant.contentType);
+        query.set('overwrite', String(grant.overwrite));
+      }
+      query.set('signature', mac(keys[0]!, grant).toString('base64url'));
       return `/api/v1/storage/signed/${encodePath(grant.path)}?${query}`;
     },
     verify(grant, signature, now = Date.now() / 1000) {

@@ -101,6 +101,10 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
       schema: {
         tags: ['tenants'],
         summary: 'Rename, suspend/resume, or change limits',
+        description:
+          "Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users " +
+          '(their tokens stay invalid after a resume: users log in again); API keys are kept and refused ' +
+          'while the tenant is suspended.',
         params: IdParams,
         body: Type.Object(
           {
@@ -113,7 +117,7 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         response: responses({ 200: TenantSchema }),
       },
     },
-    async (request) => tenants.update(request.params.id, request.body),
+    async (request) => tenants.update(request.params.id, request.body, request.ctx),
   );
   server.delete(
     '/api/v1/tenants/:id',

@@ -1,11 +1,12 @@
 import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
-import type { TenantRef } from '../../context.js';
+import { type RequestContext, systemContext, type TenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import { type Migration, migrateSchema } from '../../infra/database/migrator.js';
 import type { TenantSettings, TenantStatus, TenantsTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
+import type { AuditService } from '../audit/service.js';
 import { assertValidSlug, tenantSchemaName } from './slug.js';
 
 export interface Tenant {
@@ -44,9 +45,17 @@ export interface TenantsService {
   get(id: string): Promise<Tenant>;
   /** By id or slug; used for `X-Tenant-ID` and the CLI. */
   find(idOrSlug: string): Promise<Tenant | undefined>;
+  /**
+   * Renames, suspends/resumes or changes settings, recorded in the tenant's
+   * own audit log as `actor` (a super admin's request) in the same transaction.
+   * Suspending revokes every session of the tenant's users: their access and
+   * refresh tokens stay dead after a resume, which needs new logins. API keys
+   * are kept; they are refused while the tenant is suspended.
+   */
   update(
     id: string,
     patch: { name?: string; status?: 'active' | 'suspended'; settings?: TenantSettings },
+    actor?: RequestContext,
   ): Promise<Tenant>;
   /** Soft delete: the tenant stops working now and is purged after the retention window. */
   remove(id: string): Promise<Tenant>;
@@ -96,10 +105,22 @@ export interface TenantsServiceOptions {
   tenantMigrations: Migration[];
   retentionDays: number;
   hooks?: TenantLifecycleHook[];
+  /** Where tenant changes are recorded; tests that build a bare service may omit it. */
+  audit?: AuditService;
+}
+
+/** `{ field: { from, to } }` for each field `patch` changes. */
+function changesOf(before: Record<string, unknown>, after: Record<string, unknown>) {
+  const changes: Record<string, { from: unknown; to: unknown }> = {};
+  for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (JSON.stringify(before[key]) !== JSON.stringify(after[key]))
+      changes[key] = { from: before[key] ?? null, to: after[key] ?? null };
+  }
+  return changes;
 }
 
 export function createTenantsService(options: TenantsServiceOptions): TenantsService {
-  const { db, logger, tenantMigrations, retentionDays, hooks = [] } = options;
+  const { db, logger, tenantMigrations, retentionDays, hooks = [], audit } = options;
 
   const load = async (id: string) => {
     if (!UUID.test(id)) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${id}` });
@@ -160,27 +181,63 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
       return row ? toTenant(row) : undefined;
     },
 
-    async update(id, patch) {
+    async update(id, patch, actor = systemContext('tenants.update')) {
       const current = await load(id);
       if (current.status === 'deleted') {
         throw new PlexicaError('PLX_TENANT_DELETED', {
           detail: `tenant ${id} is deleted; it can only be purged`,
         });
       }
-      const row = await db
-        .updateTable('core.tenants')
-        .set({
-          ...(patch.name !== undefined && { name: patch.name }),
-          ...(patch.status !== undefined && { status: patch.status }),
-          ...(patch.settings !== undefined && {
-            settings: JSON.stringify({ ...current.settings, ...patch.settings }),
-          }),
-          updated_at: new Date(),
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return toTenant(row);
+      return db.transaction().execute(async (trx) => {
+        const row = await trx
+          .updateTable('core.tenants')
+          .set({
+            ...(patch.name !== undefined && { name: patch.name }),
+            ...(patch.status !== undefined && { status: patch.status }),
+            ...(patch.settings !== undefined && {
+              settings: JSON.stringify({ ...current.settings, ...patch.settings }),
+            }),
+            updated_at: new Date(),
+          })
+          .where('id', '=', id)
+          // a concurrent delete wins: a deleted tenant is never brought back by a PATCH
+          .where('status', '!=', 'deleted')
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) throw new PlexicaError('PLX_TENANT_DELETED', { detail: `tenant ${id} is deleted` });
+        const updated = toTenant(row);
+        const suspending = current.status !== 'suspended' && updated.status === 'suspended';
+        let sessionsRevoked = 0;
+        if (suspending) {
+          // every session of the tenant ends now, so no token issued before the suspension
+          // works again after a resume (the session is checked on every request)
+          const revoked = await trx
+            .updateTable('core.sessions')
+            .set({ revoked_at: new Date() })
+            .where('tenant_id', '=', id)
+            .where('revoked_at', 'is', null)
+            .executeTakeFirst();
+          sessionsRevoked = Number(revoked.numUpdatedRows);
+        }
+        const changes = changesOf(
+          { name: current.name, status: current.status, ...current.settings },
+          { name: updated.name, status: updated.status, ...updated.settings },
+        );
+        if (audit && Object.keys(changes).length > 0) {
+          const resuming = current.status === 'suspended' && updated.status === 'active';
+          await audit.record(
+            { ...actor, tenant: toTenantRef(updated) },
+            {
+              action: suspending ? 'tenant.suspended' : resuming ? 'tenant.resumed' : 'tenant.updated',
+              targetType: 'tenant',
+              targetId: id,
+              data: { changes, ...(suspending && { sessionsRevoked }) },
+            },
+            trx,
+          );
+        }
+        return updated;
+      });
     },
 
     async remove(id) {
