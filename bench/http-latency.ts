@@ -1,3 +1,4 @@
+import { systemContext } from '../packages/server/src/context.js';
 import { ENGINES, type Engine, type LoadResult, record, runLoad, stamp, startApp, table } from './lib.js';
 
 /**
@@ -14,6 +15,7 @@ export async function httpLatency(): Promise<void> {
       const url = await app.start();
       if (!url) throw new Error('app did not listen');
       const admin = await app.services.sessions.login(
+        systemContext('bench'),
         { email: 'bench@plexica.test', password: 'bench-admin-password' },
         {},
       );
@@ -29,6 +31,7 @@ export async function httpLatency(): Promise<void> {
         }),
       }).then((r) => r.json() as Promise<{ id: string }>);
       const tenantAdmin = await app.services.sessions.login(
+        systemContext('bench'),
         { email: 'seed@bench.test', password: 'bench-tenant-admin-1', tenant: tenant.slug },
         {},
       );

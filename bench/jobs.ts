@@ -2,7 +2,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CompiledQuery, sql } from 'kysely';
 import { PgBoss } from 'pg-boss';
-import type { RequestContext } from '../packages/server/src/context.js';
+import { type RequestContext, systemContext } from '../packages/server/src/context.js';
 import { toTenantRef } from '../packages/server/src/modules/tenants/service.js';
 import { ENGINES, percentile, record, runLoad, stamp, startApp, table } from './lib.js';
 
@@ -78,6 +78,7 @@ export async function jobs(): Promise<void> {
       const tenant = await app.services.tenants.create({ slug: `bench-jobs-${engine}`, name: 'Bench' });
       const ctx: RequestContext = { traceId: 'bench', principal: null, tenant: toTenantRef(tenant) };
       const admin = await app.services.sessions.login(
+        systemContext('bench'),
         { email: 'bench@plexica.test', password: 'bench-admin-password' },
         {},
       );

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import type { PlexicaConfig } from '../packages/server/src/config.js';
-import type { RequestContext } from '../packages/server/src/context.js';
+import { type RequestContext, systemContext } from '../packages/server/src/context.js';
 import { createUrlSigner } from '../packages/server/src/modules/storage/signing.js';
 import { toTenantRef } from '../packages/server/src/modules/tenants/service.js';
 import type { S3Fixture } from '../packages/server/test/s3-fixture.js';
@@ -177,6 +177,7 @@ export async function storage(): Promise<void> {
           name: 'Bench',
         });
         const admin = await app.services.sessions.login(
+          systemContext('bench'),
           { email: 'bench@plexica.test', password: 'bench-admin-password' },
           {},
         );
@@ -301,6 +302,7 @@ export async function storage(): Promise<void> {
         });
         if (created.status !== 201) throw new Error(`creating the signer failed: ${await created.text()}`);
         const login = await app.services.sessions.login(
+          systemContext('bench'),
           { email: 'signer@bench.test', password: 'bench-signer-pass-1', tenant: tenant.slug },
           {},
         );

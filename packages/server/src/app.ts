@@ -13,6 +13,7 @@ import { type Migration, migrateSchema } from './infra/database/migrator.js';
 import { createIdempotencyStore, idempotencyMigrations } from './infra/idempotency.js';
 import { createMetrics } from './infra/metrics.js';
 import { createOutboundGuard } from './infra/net/outbound-guard.js';
+import { createLoginFailures } from './infra/rate-limit/login-failures.js';
 import {
   createMemoryRateLimitStore,
   createRedisRateLimitStore,
@@ -199,10 +200,36 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
 
     const secrets = createSecretsService(db, masterKeys);
     const tokens = await createTokenIssuer({ db, secrets, ttlSeconds: config.accessTokenTtlSeconds, logger });
+    // before the services: login counts failures per account in the same store
+    let rateLimits: RateLimitStore;
+    let redis: Redis | undefined;
+    if (config.redisUrl) {
+      redis = new Redis(config.redisUrl, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 2,
+        enableOfflineQueue: false,
+      });
+      redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+      await redis.connect();
+      const client = redis;
+      closers.push(async () => {
+        await client.quit();
+      });
+      rateLimits = createRedisRateLimitStore(redis);
+    } else {
+      rateLimits = createMemoryRateLimitStore();
+    }
+    closers.push(() => rateLimits.close());
+
     const sessions = createSessionsService({
       db,
       tokens,
       tenants,
+      audit,
+      loginFailures: createLoginFailures(rateLimits, {
+        maxFailures: config.loginMaxFailures,
+        windowMs: config.loginFailureWindowSeconds * 1000,
+      }),
       refreshTtlSeconds: config.refreshTokenTtlSeconds,
     });
     const roles = createRolesService({ db, registry, audit });
@@ -268,26 +295,6 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     };
 
     const bootstrap = await bootstrapSuperAdmin(db, config, logger);
-
-    let rateLimits: RateLimitStore;
-    let redis: Redis | undefined;
-    if (config.redisUrl) {
-      redis = new Redis(config.redisUrl, {
-        lazyConnect: true,
-        maxRetriesPerRequest: 2,
-        enableOfflineQueue: false,
-      });
-      redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-      await redis.connect();
-      const client = redis;
-      closers.push(async () => {
-        await client.quit();
-      });
-      rateLimits = createRedisRateLimitStore(redis);
-    } else {
-      rateLimits = createMemoryRateLimitStore();
-    }
-    closers.push(() => rateLimits.close());
 
     // a retried create within a day gets the first answer back
     const idempotency = createIdempotencyStore(db, 86_400);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { allowHostProblem } from './infra/net/outbound-guard.js';
 
@@ -25,11 +26,14 @@ export interface PlexicaConfig {
   logLevel: (typeof LOG_LEVELS)[number];
   bodyLimit: number;
   corsOrigins: string[];
-  trustProxy: boolean;
+  /** Proxies in front of the server: a hop count (0 = none) or their addresses and CIDRs. */
+  trustProxy: number | string[];
   rateLimitUser: number;
   rateLimitTenant: number;
   rateLimitAnonymous: number;
   rateLimitWindowMs: number;
+  loginMaxFailures: number;
+  loginFailureWindowSeconds: number;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
   tenantRetentionDays: number;
@@ -66,7 +70,8 @@ type Kind =
   | { type: 'int'; min: number; max: number }
   | { type: 'bool' }
   | { type: 'enum'; values: readonly string[] }
-  | { type: 'list' };
+  | { type: 'list' }
+  | { type: 'trust-proxy' };
 
 interface Option {
   env: string;
@@ -157,9 +162,10 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
   },
   trustProxy: {
     env: 'PLEXICA_TRUST_PROXY',
-    kind: { type: 'bool' },
-    default: false,
-    description: 'Trust X-Forwarded-* headers',
+    kind: { type: 'trust-proxy' },
+    default: 0,
+    description:
+      'Proxies whose X-Forwarded-For/-Proto/-Host are believed: a comma-separated list of proxy addresses and CIDRs (also loopback, linklocal, uniquelocal), or a hop count (1 = one proxy in front, only safe when nothing but that proxy can reach the server; 0 or false = none). true (every hop) is refused: any client could then choose its address',
   },
   rateLimitUser: {
     env: 'PLEXICA_RATE_LIMIT_USER',
@@ -177,13 +183,27 @@ export const OPTIONS: Record<keyof PlexicaConfig, Option> = {
     env: 'PLEXICA_RATE_LIMIT_ANONYMOUS',
     kind: { type: 'int', min: 1, max: 10_000_000 },
     default: 60,
-    description: 'Unauthenticated requests (login, refresh) per window per client IP',
+    description:
+      'Unauthenticated requests (login, refresh) and failed bearer credentials per window per client IP',
   },
   rateLimitWindowMs: {
     env: 'PLEXICA_RATE_LIMIT_WINDOW_MS',
     kind: { type: 'int', min: 1000, max: 86_400_000 },
     default: 60_000,
     description: 'Rate limit window',
+  },
+  loginMaxFailures: {
+    env: 'PLEXICA_LOGIN_MAX_FAILURES',
+    kind: { type: 'int', min: 1, max: 10_000 },
+    default: 10,
+    description:
+      'Failed password logins one account (tenant + email) may have per PLEXICA_LOGIN_FAILURE_WINDOW; then its logins answer 429 until the window ends, from any address',
+  },
+  loginFailureWindowSeconds: {
+    env: 'PLEXICA_LOGIN_FAILURE_WINDOW',
+    kind: { type: 'int', min: 1, max: 86_400 },
+    default: 900,
+    description: 'Window of the failed-login counter per account, in seconds (a successful login resets it)',
   },
   accessTokenTtlSeconds: {
     env: 'PLEXICA_ACCESS_TOKEN_TTL',
@@ -392,6 +412,8 @@ function parseValue(option: Option, raw: unknown): { value?: unknown; problem?: 
       if (typeof text !== 'string' || !kind.values.includes(text))
         return { problem: `must be one of ${kind.values.join(', ')} (got ${shown})` };
       return { value: text };
+    case 'trust-proxy':
+      return parseTrustProxy(text, shown);
     case 'list':
       if (Array.isArray(text)) return { value: text.map(String) };
       if (typeof text !== 'string') return { problem: `must be a comma-separated list (got ${shown})` };
@@ -402,6 +424,53 @@ function parseValue(option: Option, raw: unknown): { value?: unknown; problem?: 
           .filter(Boolean),
       };
   }
+}
+
+// proxy-addr's named ranges, as Fastify's trustProxy accepts them
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** An address or CIDR as Fastify's trustProxy (proxy-addr) takes it, else why not. */
+function proxyEntryProblem(entry: string): string | undefined {
+  if (PROXY_RANGES.has(entry)) return undefined;
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return `"${entry}" is not an IP address or CIDR`;
+  if (prefix === undefined) return undefined;
+  const bits = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(prefix) || Number(prefix) > bits)
+    return `"${entry}" has a prefix length outside 0–${bits}`;
+  return undefined;
+}
+
+/**
+ * PLEXICA_TRUST_PROXY: a hop count or a list of proxy addresses. `false` is
+ * kept as 0 for old configurations; `true` is refused, since it trusted every
+ * hop and so let any client pick its own address (issue 9 item 5).
+ */
+function parseTrustProxy(text: unknown, shown: string): { value?: unknown; problem?: string } {
+  const hint =
+    'give the number of proxies in front of Plexica (e.g. 1) or a comma-separated list of their addresses/CIDRs';
+  if (text === false || text === 'false') return { value: 0 };
+  if (text === true || text === 'true')
+    return {
+      problem: `true (trust every hop) is no longer accepted: any client could choose its address; ${hint}`,
+    };
+  if (typeof text === 'number' || (typeof text === 'string' && /^\d+$/.test(text))) {
+    const hops = Number(text);
+    if (!Number.isInteger(hops) || hops < 0 || hops > 32)
+      return { problem: `must be a hop count from 0 to 32 (got ${shown})` };
+    return { value: hops };
+  }
+  const entries = Array.isArray(text)
+    ? text.map((e) => String(e).trim())
+    : typeof text === 'string'
+      ? text.split(',').map((e) => e.trim())
+      : undefined;
+  if (!entries) return { problem: `${hint} (got ${shown})` };
+  const list = entries.filter(Boolean);
+  const problems = list.map(proxyEntryProblem).filter((p) => p !== undefined);
+  if (problems.length > 0) return { problem: `${problems.join('; ')}: ${hint}` };
+  return { value: list.length > 0 ? list : 0 };
 }
 
 /**

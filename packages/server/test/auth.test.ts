@@ -265,6 +265,50 @@ for (const kind of DATABASES) {
       expect(disabled.body.code).toBe('PLX_AUTH_USER_DISABLED');
     });
 
+    it('records tenant logins in the tenant’s audit log, a wrong password like an unknown email', async () => {
+      const ok = await login({
+        email: 'same@example.test',
+        password: 'acme-password-1',
+        tenant: 'auth-acme',
+      });
+      expect(ok.status).toBe(200);
+      for (const email of ['same@example.test', 'Ghost@Example.test']) {
+        expect((await login({ email, password: 'wrong-password-9', tenant: 'auth-acme' })).status).toBe(401);
+      }
+      const events = async (action: string) =>
+        (
+          await t.request({
+            method: 'GET',
+            url: `/api/v1/audit-events?action=${action}&limit=100`,
+            token: acme.adminToken,
+          })
+        ).body;
+      const userId = (await me(ok.body.accessToken)).body.userId;
+      const [success] = await events('auth.login');
+      expect(success).toMatchObject({
+        actorType: 'user',
+        actorId: userId,
+        targetType: 'user',
+        targetId: userId,
+      });
+      expect(typeof success.data.sessionId).toBe('string');
+      const [ghost, wrong] = await events('auth.login_failed');
+      for (const [event, email] of [
+        [wrong, 'same@example.test'],
+        [ghost, 'ghost@example.test'],
+      ] as const) {
+        expect(event).toMatchObject({
+          actorId: null,
+          targetType: 'user',
+          targetId: null,
+          data: { email, reason: 'invalid_credentials' },
+        });
+      }
+      // the same record either way: the log says no more than the 401 did
+      expect(Object.keys(ghost).sort()).toEqual(Object.keys(wrong).sort());
+      expect(ghost.data).toEqual({ ...wrong.data, email: 'ghost@example.test' });
+    });
+
     it('publishes the signing keys as a JWKS', async () => {
       const jwks = await t.request({ method: 'GET', url: '/api/v1/auth/jwks' });
       expect(jwks.status).toBe(200);

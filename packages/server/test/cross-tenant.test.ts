@@ -1,5 +1,59 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES } from '../src/infra/errors.js';
 import { createTestApp, DATABASES, type TestApp } from './harness.js';
+
+type Response = Awaited<ReturnType<TestApp['request']>>;
+
+/** What every error response of every route must be: a problem document with a catalogue code. */
+function expectProblem(res: Response, context: string): void {
+  expect(String(res.headers['content-type']), context).toContain('application/problem+json');
+  expect(Object.hasOwn(ERROR_CODES, res.body?.code), `${context}: code ${res.body?.code}`).toBe(true);
+  expect(res.body.status, context).toBe(res.status);
+  expect(res.status, `${context}: ${JSON.stringify(res.body)}`).toBeLessThan(500);
+}
+
+/** A documented operation, with the names of its path and query parameters. */
+interface Operation {
+  method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+  path: string;
+  pathParams: string[];
+  queryParams: string[];
+}
+
+async function documentedOperations(t: TestApp): Promise<Operation[]> {
+  const doc = await t.request({ method: 'GET', url: '/api/v1/openapi.json' });
+  type Op = { parameters?: { in: string; name: string }[] };
+  return Object.entries(doc.body.paths as Record<string, Record<string, Op>>).flatMap(([path, ops]) =>
+    Object.entries(ops).map(([method, op]) => ({
+      method: method.toUpperCase() as Operation['method'],
+      path,
+      pathParams: (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name),
+      queryParams: (op.parameters ?? []).filter((p) => p.in === 'query').map((p) => p.name),
+    })),
+  );
+}
+
+// any well-formed value: these requests are refused before a handler looks anything up
+const FILLER = '00000000-0000-4000-8000-000000000000';
+const urlOf = (op: Operation, values: Record<string, string> = {}) =>
+  op.path.replace(/\{(\w+)\}/g, (_match, name: string) => values[name] ?? FILLER);
+/** Query parameters a route checks itself, with a more precise error than PLX_VALIDATION. */
+const OWN_QUERY_CHECK: Record<string, string> = {
+  'POST /api/v1/storage/upload path': 'PLX_STORAGE_PATH_INVALID',
+};
+/**
+ * `{path}` is a wildcard (the rest of the URL), which the router does not bound by
+ * maxParamLength: a 200-character path reaches its route, which answers as for any
+ * file that is not there (or, for a signed URL without its query, names what is missing).
+ */
+const LONG_WILDCARD: Record<string, { status: number; code: string }> = {
+  'GET /api/v1/storage/download/{path}': { status: 404, code: 'PLX_STORAGE_FILE_NOT_FOUND' },
+  'GET /api/v1/storage/info/{path}': { status: 404, code: 'PLX_STORAGE_FILE_NOT_FOUND' },
+  'GET /api/v1/storage/signed-url/{path}': { status: 404, code: 'PLX_STORAGE_FILE_NOT_FOUND' },
+  'DELETE /api/v1/storage/{path}': { status: 404, code: 'PLX_STORAGE_FILE_NOT_FOUND' },
+  'GET /api/v1/storage/signed/{path}': { status: 400, code: 'PLX_VALIDATION' },
+  'PUT /api/v1/storage/signed/{path}': { status: 400, code: 'PLX_VALIDATION' },
+};
 
 const TENANT_PERMISSIONS = [
   'core:permission:read',
@@ -567,6 +621,7 @@ for (const kind of DATABASES) {
             expected.status,
           );
           if (expected.code) expect(res.body.code, attempt.route).toBe(expected.code);
+          if (res.status >= 400) expectProblem(res, `${credential} ${attempt.route}`);
           if (res.status === 200 && attempt.leaks) {
             const text = JSON.stringify(res.body);
             for (const secret of attempt.leaks())
@@ -576,6 +631,76 @@ for (const kind of DATABASES) {
         expect(await stateOf(t, a)).toEqual(before);
       });
     }
+
+    // issue 9 items 7 and 8: a NUL in a query string was a 500 from the database, and a long
+    // path parameter Fastify's own application/json 414 with the path echoed
+    describe('every route, with input no route should ever store', () => {
+      let operations: Operation[];
+      // a platform route needs the super admin to get past the guard to the input
+      const tokenFor = async (op: Operation) =>
+        op.path.startsWith('/api/v1/tenants') ? t.adminToken() : b.admin;
+      beforeAll(async () => {
+        operations = (await documentedOperations(t)).filter((op) => op.path.startsWith('/api/'));
+      });
+
+      it('refuses a NUL byte in each declared query parameter with a 400 naming it', async () => {
+        const before = await stateOf(t, a);
+        const tried: string[] = [];
+        for (const op of operations) {
+          for (const name of op.queryParams) {
+            const context = `${op.method} ${op.path} ?${name}=%00`;
+            const res = await t.request({
+              method: op.method,
+              url: `${urlOf(op)}?${name}=%00`,
+              token: await tokenFor(op),
+            });
+            tried.push(context);
+            expect(res.status, `${context}: ${JSON.stringify(res.body)}`).toBe(400);
+            expectProblem(res, context);
+            const own = OWN_QUERY_CHECK[`${op.method} ${op.path} ${name}`];
+            expect(res.body.code, context).toBe(own ?? 'PLX_VALIDATION');
+            if (!own)
+              expect(res.body.errors, context).toEqual([
+                expect.objectContaining({ field: `querystring.${name}` }),
+              ]);
+          }
+        }
+        // the routes of the issue, at least, were tried
+        for (const route of [
+          'GET /api/v1/users ?email',
+          'GET /api/v1/audit-events ?action',
+          'GET /api/v1/jobs ?type',
+        ])
+          expect(tried).toContain(`${route}=%00`);
+        expect(await stateOf(t, a)).toEqual(before);
+      });
+
+      it('answers a 200-character path parameter with a problem, never echoing it', async () => {
+        const before = await stateOf(t, a);
+        const long = 'x'.repeat(200);
+        let tried = 0;
+        for (const op of operations) {
+          for (const name of op.pathParams) {
+            const route = `${op.method} ${op.path}`;
+            const context = `${route} {${name}} of 200 characters`;
+            const res = await t.request({
+              method: op.method,
+              url: urlOf(op, { [name]: long }),
+              token: await tokenFor(op),
+            });
+            tried += 1;
+            const expected = LONG_WILDCARD[route] ?? { status: 414, code: 'PLX_URL_TOO_LONG' };
+            expect(res.status, `${context}: ${JSON.stringify(res.body)}`).toBe(expected.status);
+            expect(res.body.code, context).toBe(expected.code);
+            expectProblem(res, context);
+            if (expected.code === 'PLX_URL_TOO_LONG')
+              expect(JSON.stringify(res.body), context).not.toContain(long);
+          }
+        }
+        expect(tried).toBeGreaterThan(20);
+        expect(await stateOf(t, a)).toEqual(before);
+      });
+    });
   });
 }
 

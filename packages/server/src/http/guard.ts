@@ -1,13 +1,15 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { PlexicaConfig } from '../config.js';
 import { type RequestContext, requestFacts } from '../context.js';
-import { PlexicaError } from '../infra/errors.js';
-import type { RateLimitStore } from '../infra/rate-limit/store.js';
+import { isPlexicaError, PlexicaError } from '../infra/errors.js';
+import { type RateLimitStore, rateLimitedError } from '../infra/rate-limit/store.js';
 import type { Authenticator } from '../modules/identity/authenticate.js';
 import type { PermissionRegistry } from '../modules/permissions/registry.js';
 import { assertTenantUsable, type TenantsService, toTenantRef } from '../modules/tenants/service.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
+// addresses remembered as blocked, at most: enough for a wide attack, bounded memory
+const MAX_BLOCKED_ADDRESSES = 10_000;
 
 export interface GuardDeps {
   config: PlexicaConfig;
@@ -28,14 +30,51 @@ export function createGuard(deps: GuardDeps) {
 
   const limit = async (key: string, max: number) => {
     const { count, resetInMs } = await rateLimits.hit(key, config.rateLimitWindowMs);
-    if (count > max) {
-      const retryAfter = Math.max(1, Math.ceil(resetInMs / 1000));
-      throw new PlexicaError('PLX_RATE_LIMITED', {
-        detail: `limit of ${max} requests per window reached`,
-        extra: { retryAfter },
-      });
-    }
+    if (count > max) throw rateLimitedError(`limit of ${max} requests per window reached`, resetInMs);
     return { remaining: max - count, resetInMs };
+  };
+
+  // Addresses whose failed credentials filled their anonymous window, until it resets:
+  // refused before the credential is looked up, so a flood of well-formed wrong API keys
+  // stops costing a database lookup each. Kept per process (the count itself is in the
+  // shared store); another instance learns of the block at its own next failure.
+  const blocked = new Map<string, number>();
+  const block = (ip: string, resetInMs: number) => {
+    if (blocked.size >= MAX_BLOCKED_ADDRESSES) {
+      const now = Date.now();
+      for (const [address, until] of blocked) if (until <= now) blocked.delete(address);
+      const oldest = blocked.keys().next();
+      if (blocked.size >= MAX_BLOCKED_ADDRESSES && !oldest.done) blocked.delete(oldest.value);
+    }
+    blocked.set(ip, Date.now() + resetInMs);
+  };
+
+  /**
+   * The credential's principal. A failed one (bad JWT, wrong API key, revoked
+   * session) counts against the address's anonymous window, as a login would
+   * (issue 9 item 5); a valid one costs nothing more than before.
+   */
+  const authenticate = async (request: FastifyRequest, bearer: string) => {
+    const until = blocked.get(request.ip);
+    if (until !== undefined) {
+      const left = until - Date.now();
+      if (left > 0) throw rateLimitedError('too many failed credentials from this address', left);
+      blocked.delete(request.ip);
+    }
+    try {
+      return await authenticator.authenticate(bearer);
+    } catch (err) {
+      if (!isPlexicaError(err) || err.kind !== 'unauthenticated') throw err;
+      const { count, resetInMs } = await rateLimits.hit(
+        `anonymous:rl:${request.ip}`,
+        config.rateLimitWindowMs,
+      );
+      if (count > config.rateLimitAnonymous) {
+        block(request.ip, resetInMs);
+        throw rateLimitedError('too many failed credentials from this address', resetInMs);
+      }
+      throw err;
+    }
   };
 
   return async function guard(request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -51,7 +90,7 @@ export function createGuard(deps: GuardDeps) {
     const header = request.headers.authorization;
     const match = header ? BEARER.exec(header) : null;
     if (!match?.[1]) throw new PlexicaError('PLX_AUTH_REQUIRED');
-    const { principal, tenant } = await authenticator.authenticate(match[1]);
+    const { principal, tenant } = await authenticate(request, match[1]);
     ctx.principal = principal;
     ctx.tenant = tenant;
 

@@ -1,6 +1,15 @@
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { type ErrorKind, type FieldError, isPlexicaError, PlexicaError } from '../infra/errors.js';
+import {
+  type ErrorCode,
+  type ErrorKind,
+  type FieldError,
+  isPlexicaError,
+  PlexicaError,
+} from '../infra/errors.js';
 
 export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   invalid: 400,
@@ -12,6 +21,9 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   gone: 410,
   too_large: 413,
   unsupported_media: 415,
+  too_long: 414,
+  headers_too_large: 431,
+  timeout: 408,
   range_not_satisfiable: 416,
   rate_limited: 429,
   unavailable: 503,
@@ -73,14 +85,23 @@ export function toPlexicaError(err: unknown): PlexicaError {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new PlexicaError('PLX_BODY_TOO_LARGE', { cause: err });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new PlexicaError('PLX_UNSUPPORTED_MEDIA_TYPE', { detail: e.message, cause: err });
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new PlexicaError('PLX_MALFORMED_REQUEST', { detail: e.message, cause: err });
+    // the router's own errors: their messages echo the path, so none is passed on
+    case 'FST_ERR_BAD_URL':
+      return new PlexicaError('PLX_MALFORMED_URL', { cause: err });
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new PlexicaError('PLX_URL_TOO_LONG', { cause: err });
   }
   if (err instanceof SyntaxError && e.statusCode === 400) {
     return new PlexicaError('PLX_MALFORMED_JSON', { detail: err.message, cause: err });
   }
   return new PlexicaError('PLX_INTERNAL', { cause: err });
 }
+
+/** Catalogue codes whose request path is not echoed as `instance`: the path is what was wrong. */
+const PATH_NOT_ECHOED = new Set<string>(['PLX_MALFORMED_URL', 'PLX_URL_TOO_LONG']);
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: PlexicaError): FastifyReply {
   const status = STATUS_BY_KIND[error.kind];
@@ -97,10 +118,57 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, error:
       status,
       // internal errors never leak their message (it may hold SQL or paths)
       ...(error.kind !== 'internal' && error.message !== error.title && { detail: error.message }),
-      instance: request.url.split('?')[0],
+      ...(!PATH_NOT_ECHOED.has(error.code) && { instance: request.url.split('?')[0] }),
       code: error.code,
       traceId: request.id,
       ...(error.errors && { errors: error.errors }),
       ...error.extra,
     });
+}
+
+/** Node's HTTP parser errors (`clientError`) → catalogue code; anything else is a malformed request. */
+function clientErrorCode(err: NodeJS.ErrnoException): ErrorCode {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'PLX_REQUEST_TIMEOUT';
+  if (err.code === 'HPE_HEADER_OVERFLOW') return 'PLX_HEADERS_TOO_LARGE';
+  return 'PLX_MALFORMED_REQUEST';
+}
+
+/**
+ * The problem document for a request Node's parser refused before Fastify saw
+ * it (a short Content-Length, garbage after a body, oversized headers), written
+ * straight to the socket as Fastify's default handler does, then the socket is
+ * closed: after a parse error the stream position is unknown. `headers` are the
+ * security headers every other response carries.
+ */
+export function writeClientErrorProblem(
+  err: NodeJS.ErrnoException,
+  socket: Duplex,
+  headers: Record<string, string>,
+): string | undefined {
+  // a reset connection has nobody to answer; a started response cannot take another
+  const written = (socket as Duplex & { bytesWritten?: number }).bytesWritten ?? 0;
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable || written > 0) {
+    socket.destroy();
+    return undefined;
+  }
+  const error = new PlexicaError(clientErrorCode(err));
+  const status = STATUS_BY_KIND[error.kind];
+  const traceId = randomUUID();
+  const body = JSON.stringify({
+    type: `urn:plexica:problem:${error.code}`,
+    title: error.title,
+    status,
+    code: error.code,
+    traceId,
+  });
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Bad Request'}`,
+    'Content-Type: application/problem+json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    `X-Trace-ID: ${traceId}`,
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+  return traceId;
 }

@@ -1,4 +1,5 @@
 import { type TSchema, Type } from '@sinclair/typebox';
+import { JSON_BOUNDS_KEYWORD, type JsonBounds } from './bounded-json.js';
 
 /** Shared route schema pieces. */
 export const Uuid = Type.String({ format: 'uuid' });
@@ -28,4 +29,17 @@ export const Page = <T extends TSchema>(item: T) =>
     total: Type.Integer(),
     limit: Type.Integer(),
     offset: Type.Integer(),
+  });
+
+/** Bounds of free-form JSON a client may store (job and schedule `data`). */
+export const JSON_DATA_BOUNDS: JsonBounds = { maxDepth: 64, maxBytes: 64 * 1024 };
+
+/**
+ * Any JSON value, bounded in depth and size before it reaches a jsonb column;
+ * the NUL/surrogate check of every string is the server's preValidation hook.
+ */
+export const JsonData = (options: { description?: string } = {}) =>
+  Type.Unknown({
+    ...options,
+    [JSON_BOUNDS_KEYWORD]: JSON_DATA_BOUNDS,
   });

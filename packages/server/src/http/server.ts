@@ -12,13 +12,31 @@ import type { IdempotencyStore } from '../infra/idempotency.js';
 import type { Metrics } from '../infra/metrics.js';
 import { createGuard, type GuardDeps } from './guard.js';
 import { createIdempotencyHooks } from './idempotency.js';
-import { ProblemSchema, sendProblem, toPlexicaError } from './problem.js';
+import { ProblemSchema, sendProblem, toPlexicaError, writeClientErrorProblem } from './problem.js';
 import { securityHeaders } from './security-headers.js';
+import { refuseUnstorableInput } from './storable-input.js';
 import type { RouteGuard, Server } from './types.js';
 import { createValidatorCompiler } from './validation.js';
 
 // X-Trace-ID is echoed into logs and headers: accept only a safe shape, else generate
 const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The proxies whose X-Forwarded-* are believed: never "every hop", with which a
+ * client-written X-Forwarded-For chose request.ip and so its own rate-limit
+ * bucket (issue 9 item 5). A list names the proxies (proxy-addr checks each hop
+ * from the socket inwards). Fastify 5 refuses a bare number (it cannot tell the
+ * proxy from a client that connects directly), so a hop count is the classic
+ * "trust the nearest n hops" function: sound only when nothing but those
+ * proxies can reach the server, which the option's description says.
+ */
+function trustProxyOption(
+  trust: PlexicaConfig['trustProxy'],
+): false | string[] | ((address: string, hop: number) => boolean) {
+  if (Array.isArray(trust)) return trust;
+  if (trust === 0) return false;
+  return (_address, hop) => hop < trust;
+}
 
 export interface ServerDeps extends GuardDeps {
   config: PlexicaConfig;
@@ -35,10 +53,19 @@ export interface ServerDeps extends GuardDeps {
  */
 export async function createServer(deps: ServerDeps): Promise<Server> {
   const { config, logger, metrics } = deps;
+  const headers = securityHeaders({
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        imgSrc: ["'self'", 'data:'],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+      },
+    },
+  });
   const server = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyOption(config.trustProxy),
     logController: new LogController({ requestIdLogLabel: 'traceId' }),
     genReqId: (req) => {
       const given = req.headers['x-trace-id'];
@@ -47,6 +74,16 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
     ajv: { customOptions: { removeAdditional: false } },
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    // the router's errors (bad percent-encoding, a parameter over maxParamLength) are
+    // answered before any hook runs: give them the headers and problem document of all others
+    frameworkErrors: (err, request, reply) => {
+      reply.headers(headers).header('x-trace-id', request.id);
+      return sendProblem(request, reply, toPlexicaError(err));
+    },
+    clientErrorHandler: (err, socket) => {
+      const traceId = writeClientErrorProblem(err, socket, headers);
+      if (traceId) logger.debug({ err, traceId }, 'client error');
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   server.setValidatorCompiler(createValidatorCompiler());
@@ -78,6 +115,8 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-trace-id', request.id);
   });
+  // once for every route, before validation: a NUL or lone surrogate was a 500 from the database
+  server.addHook('preValidation', refuseUnstorableInput);
   server.addHook('onResponse', async (request, reply) => {
     // the route pattern, never the raw URL: ids in paths would explode label cardinality
     const labels = {
@@ -103,15 +142,6 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
     ),
   );
 
-  const headers = securityHeaders({
-    contentSecurityPolicy: {
-      directives: {
-        defaultSrc: ["'self'"],
-        imgSrc: ["'self'", 'data:'],
-        styleSrc: ["'self'", "'unsafe-inline'"],
-      },
-    },
-  });
   server.addHook('onRequest', async (_request, reply) => {
     reply.headers(headers);
   });

@@ -16,6 +16,12 @@ export interface RouteGuard {
   platform?: boolean;
   /** Honours the Idempotency-Key header (routes that create things). */
   idempotent?: boolean;
+  /**
+   * Top-level fields (`querystring.path`) the route checks itself with a more
+   * precise error before anything is stored, so the server-wide refusal of NUL
+   * and unpaired surrogates leaves them to it (the wildcard `params.*` always is).
+   */
+  rawStrings?: readonly string[];
 }
 
 declare module 'fastify' {

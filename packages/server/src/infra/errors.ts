@@ -12,6 +12,9 @@ export type ErrorKind =
   | 'gone'
   | 'too_large'
   | 'unsupported_media'
+  | 'too_long'
+  | 'headers_too_large'
+  | 'timeout'
   | 'range_not_satisfiable'
   | 'rate_limited'
   | 'unavailable'
@@ -26,6 +29,11 @@ export const ERROR_CODES = {
   PLX_MALFORMED_JSON: { kind: 'invalid', title: 'Request body is not valid JSON' },
   PLX_UNSUPPORTED_MEDIA_TYPE: { kind: 'unsupported_media', title: 'Unsupported content type' },
   PLX_BODY_TOO_LARGE: { kind: 'too_large', title: 'Request body too large' },
+  PLX_MALFORMED_REQUEST: { kind: 'invalid', title: 'Request is not well-formed HTTP' },
+  PLX_MALFORMED_URL: { kind: 'invalid', title: 'URL is not validly percent-encoded' },
+  PLX_URL_TOO_LONG: { kind: 'too_long', title: 'A path parameter of the URL is too long' },
+  PLX_HEADERS_TOO_LARGE: { kind: 'headers_too_large', title: 'Request headers are too large' },
+  PLX_REQUEST_TIMEOUT: { kind: 'timeout', title: 'Request was not received in time' },
   PLX_ROUTE_NOT_FOUND: { kind: 'not_found', title: 'Route not found' },
   PLX_RATE_LIMITED: { kind: 'rate_limited', title: 'Too many requests' },
   PLX_AUTH_REQUIRED: { kind: 'unauthenticated', title: 'Authentication required' },

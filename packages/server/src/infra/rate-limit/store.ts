@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { PlexicaError } from '../errors.js';
 
 export interface WindowHit {
   /** Hits in the current window, this one included. */
@@ -13,7 +14,17 @@ export interface WindowHit {
  */
 export interface RateLimitStore {
   hit(key: string, windowMs: number): Promise<WindowHit>;
+  /** Forgets a key's window (a successful login clears its failures). */
+  reset(key: string): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The 429 of a full window; `Retry-After` is when the window resets. */
+export function rateLimitedError(detail: string, resetInMs: number): PlexicaError {
+  return new PlexicaError('PLX_RATE_LIMITED', {
+    detail,
+    extra: { retryAfter: Math.max(1, Math.ceil(resetInMs / 1000)) },
+  });
 }
 
 export function createMemoryRateLimitStore(): RateLimitStore {
@@ -35,6 +46,9 @@ export function createMemoryRateLimitStore(): RateLimitStore {
       w.count += 1;
       return { count: w.count, resetInMs: w.resetAt - now };
     },
+    async reset(key) {
+      windows.delete(key);
+    },
     async close() {
       clearInterval(sweep);
     },
@@ -50,6 +64,9 @@ export function createRedisRateLimitStore(redis: Redis): RateLimitStore {
       const count = Number(results[1]?.[1]);
       const ttl = Number(results[2]?.[1]);
       return { count, resetInMs: ttl > 0 ? ttl : windowMs };
+    },
+    async reset(key) {
+      await redis.del(key);
     },
     async close() {},
   };

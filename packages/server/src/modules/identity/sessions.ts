@@ -1,9 +1,17 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { RequestContext } from '../../context.js';
+import type { Principal, RequestContext, TenantRef } from '../../context.js';
 import type { CoreDatabase } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
-import { assertTenantUsable, type TenantsService, tenantUnusableError } from '../tenants/service.js';
+import { type LoginFailures, loginAccountKey } from '../../infra/rate-limit/login-failures.js';
+import { rateLimitedError } from '../../infra/rate-limit/store.js';
+import type { AuditService } from '../audit/service.js';
+import {
+  assertTenantUsable,
+  type TenantsService,
+  tenantUnusableError,
+  toTenantRef,
+} from '../tenants/service.js';
 import { normalizeEmail, verifyPassword } from './passwords.js';
 import type { TokenIssuer } from './tokens.js';
 
@@ -33,7 +41,16 @@ export interface ClientInfo {
 
 /** Password login, refresh-token rotation with reuse detection, logout, session listing. */
 export interface SessionsService {
-  login(input: { email: string; password: string; tenant?: string }, client: ClientInfo): Promise<TokenPair>;
+  /**
+   * A tenant login's success and failure go to the tenant's audit log; an
+   * account with too many failures in the window is refused with 429 before
+   * its password is checked.
+   */
+  login(
+    ctx: RequestContext,
+    input: { email: string; password: string; tenant?: string },
+    client: ClientInfo,
+  ): Promise<TokenPair>;
   refresh(refreshToken: string): Promise<TokenPair>;
   /** Revokes the session behind `refreshToken`, or the caller's own session. */
   logout(ctx: RequestContext, refreshToken?: string): Promise<void>;
@@ -50,9 +67,11 @@ export function createSessionsService(options: {
   db: Kysely<CoreDatabase>;
   tokens: TokenIssuer;
   tenants: TenantsService;
+  audit: AuditService;
+  loginFailures: LoginFailures;
   refreshTtlSeconds: number;
 }): SessionsService {
-  const { db, tokens, tenants, refreshTtlSeconds } = options;
+  const { db, tokens, tenants, audit, loginFailures, refreshTtlSeconds } = options;
 
   const issue = async (
     trx: Kysely<CoreDatabase>,
@@ -72,27 +91,56 @@ export function createSessionsService(options: {
   };
 
   return {
-    async login({ email, password, tenant: tenantName }, client) {
-      let tenantId: string | null = null;
+    async login(ctx, { email, password, tenant: tenantName }, client) {
+      const normalized = normalizeEmail(email);
+      let tenant: TenantRef | null = null;
+      let account = loginAccountKey('platform:', normalized);
       if (tenantName !== undefined) {
-        const tenant = await tenants.find(tenantName);
-        if (!tenant) {
-          await verifyPassword(null, password);
-          throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
+        const found = await tenants.find(tenantName);
+        if (found) {
+          assertTenantUsable(found.status);
+          tenant = toTenantRef(found);
+          account = loginAccountKey(`tenant:${found.slug}:`, normalized);
+        } else {
+          // counted like a real account, so a 429 never tells which tenants exist
+          account = loginAccountKey('unknown-tenant:', `${tenantName.toLowerCase()}\n${normalized}`);
         }
-        assertTenantUsable(tenant.status);
-        tenantId = tenant.id;
+      }
+      // a tenant login is recorded in the tenant's log; platform logins have none to go to
+      const recordFailure = async (data: Record<string, unknown>, targetId?: string) => {
+        if (!tenant) return;
+        await audit.record(
+          { ...ctx, tenant, principal: null },
+          { action: 'auth.login_failed', targetType: 'user', ...(targetId && { targetId }), data },
+        );
+      };
+      const attempt = await loginFailures.attempt(account);
+      if (attempt.locked) {
+        // once per window, not once per refused try: the log must not become the flood
+        if (attempt.justLocked) await recordFailure({ email: normalized, reason: 'account_locked' });
+        throw rateLimitedError('too many failed logins for this account: try again later', attempt.resetInMs);
+      }
+      if (tenantName !== undefined && !tenant) {
+        await verifyPassword(null, password);
+        throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
       }
       const user = await db
         .selectFrom('core.users')
-        .select(['id', 'tenant_id', 'password_hash', 'status', 'is_super_admin'])
-        .where('email_normalized', '=', normalizeEmail(email))
-        .where((eb) => (tenantId ? eb('tenant_id', '=', tenantId) : eb('tenant_id', 'is', null)))
+        .select(['id', 'tenant_id', 'password_hash', 'status', 'is_super_admin', 'roles'])
+        .where('email_normalized', '=', normalized)
+        .where((eb) => (tenant ? eb('tenant_id', '=', tenant.id) : eb('tenant_id', 'is', null)))
         .executeTakeFirst();
       if (!(await verifyPassword(user?.password_hash, password)) || !user) {
+        // the same record for an unknown email and a wrong password, as the response is the same
+        await recordFailure({ email: normalized, reason: 'invalid_credentials' });
         throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
       }
-      if (user.status !== 'active') throw new PlexicaError('PLX_AUTH_USER_DISABLED');
+      if (user.status !== 'active') {
+        // the response already says the account exists and the password was right
+        await recordFailure({ email: normalized, reason: 'user_disabled' }, user.id);
+        throw new PlexicaError('PLX_AUTH_USER_DISABLED');
+      }
+      await loginFailures.succeeded(account);
       return db.transaction().execute(async (trx) => {
         const session = await trx
           .insertInto('core.sessions')
@@ -111,6 +159,23 @@ export function createSessionsService(options: {
           .set({ last_login_at: new Date() })
           .where('id', '=', user.id)
           .execute();
+        if (tenant) {
+          // the actor of the record is the user now logged in (permissions are not needed to record)
+          const actor: Principal = {
+            type: 'user',
+            id: user.id,
+            userId: user.id,
+            isSuperAdmin: user.is_super_admin,
+            roles: user.roles,
+            permissions: new Set(),
+            sessionId: session.id,
+          };
+          await audit.record(
+            { ...ctx, tenant, principal: actor },
+            { action: 'auth.login', targetType: 'user', targetId: user.id, data: { sessionId: session.id } },
+            trx,
+          );
+        }
         return issue(trx, session);
       });
     },

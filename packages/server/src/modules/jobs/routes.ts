@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { IdParams, Page, Paging, pageOf, responses } from '../../http/schemas.js';
+import { IdParams, JsonData, Page, Paging, pageOf, responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
 import type { JobSchedulesService } from './schedules.js';
 import type { JobQueueService } from './service.js';
@@ -38,7 +38,7 @@ const JobRef = Type.Ref('Job');
 const EnqueueBody = Type.Object(
   {
     type: Type.String({ minLength: 1, maxLength: 100 }),
-    data: Type.Optional(Type.Unknown()),
+    data: Type.Optional(JsonData()),
     runAt: Type.Optional(Type.String({ format: 'date-time', description: 'not before this time' })),
     priority: Type.Optional(Type.Integer({ minimum: -100, maximum: 100, description: 'higher runs first' })),
     idempotencyKey: Type.Optional(
@@ -193,7 +193,7 @@ export async function jobRoutes(
             timezone: Type.Optional(
               Type.String({ maxLength: 100, description: 'IANA zone, e.g. Europe/Paris' }),
             ),
-            data: Type.Optional(Type.Unknown()),
+            data: Type.Optional(JsonData()),
           },
           { additionalProperties: false },
         ),

@@ -68,7 +68,10 @@ export async function authRoutes(
       },
     },
     async (request) =>
-      sessions.login(request.body, { userAgent: request.headers['user-agent'], ip: request.ip }),
+      sessions.login(request.ctx, request.body, {
+        userAgent: request.headers['user-agent'],
+        ip: request.ip,
+      }),
   );
   server.post(
     '/api/v1/auth/refresh',
