@@ -245,9 +245,16 @@ export function createClient(options: ClientOptions) {
       move: (body: Body<'/api/v1/storage/move', 'post'>) =>
         unwrap(api.POST('/api/v1/storage/move', { body })),
       usage: () => unwrap(api.GET('/api/v1/storage/usage')),
-      /** A URL that works without a credential until it expires (GET downloads, PUT uploads). */
-      signedUrl: (path: string, query: Query<'/api/v1/storage/signed-url/{path}', 'get'> = {}) =>
-        unwrap(api.GET('/api/v1/storage/signed-url/{path}', { params: { path: { path }, query } })),
+      /**
+       * A URL that works without a credential until it expires (GET downloads, PUT uploads).
+       * A server without a public URL answers with a path; it is made absolute against `baseUrl`.
+       */
+      signedUrl: async (path: string, query: Query<'/api/v1/storage/signed-url/{path}', 'get'> = {}) => {
+        const signed = await unwrap(
+          api.GET('/api/v1/storage/signed-url/{path}', { params: { path: { path }, query } }),
+        );
+        return { ...signed, url: new URL(signed.url, `${baseUrl}/`).toString() };
+      },
     },
     jobs: {
       /** `idempotencyKey` in the body returns the first job for a repeated key. */

@@ -269,7 +269,10 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** Rename, suspend/resume, or change limits */
+        /**
+         * Rename, suspend/resume, or change limits
+         * @description Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users (their tokens stay invalid after a resume: users log in again); API keys are kept and refused while the tenant is suspended.
+         */
         patch: {
             parameters: {
                 query?: never;
@@ -1957,7 +1960,10 @@ export interface paths {
                         "application/json": {
                             issuer: string;
                             audience: string;
+                            /** @description The key set URL given when saving; null = found by discovery */
                             jwksUri: string | null;
+                            /** @description The key set URL in use: jwksUri, or what discovery found when the provider was saved */
+                            resolvedJwksUri: string | null;
                             clientId: string | null;
                             hasClientSecret: boolean;
                             emailClaim: string;
@@ -1989,7 +1995,10 @@ export interface paths {
                 };
             };
         };
-        /** Trust an OIDC issuer for this tenant (e.g. Keycloak …/realms/tenant-{slug}) */
+        /**
+         * Trust an OIDC issuer for this tenant (e.g. Keycloak …/realms/tenant-{slug})
+         * @description The issuer (and jwksUri, when given) must be https on a public address unless its host is in PLEXICA_OUTBOUND_ALLOW_HOSTS. Without jwksUri, OpenID Connect discovery runs now and its jwks_uri is stored; tokens never trigger discovery. Several tenants may trust one issuer, each with its own audience (client id): the (issuer, audience) pair is unique.
+         */
         put: {
             parameters: {
                 query?: never;
@@ -2026,7 +2035,10 @@ export interface paths {
                         "application/json": {
                             issuer: string;
                             audience: string;
+                            /** @description The key set URL given when saving; null = found by discovery */
                             jwksUri: string | null;
+                            /** @description The key set URL in use: jwksUri, or what discovery found when the provider was saved */
+                            resolvedJwksUri: string | null;
                             clientId: string | null;
                             hasClientSecret: boolean;
                             emailClaim: string;
@@ -2101,6 +2113,258 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/identity-provider/links": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Links between accounts and identity provider subjects
+         * @description All of the tenant's links with core:identity-link:manage; otherwise the caller's own.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    userId?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["IdentityLink"][];
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /**
+         * Link a user's account to a subject of the tenant's identity provider
+         * @description Whoever holds the subject at the identity provider then signs in as this user, who keeps their own roles. The caller must hold every permission the user has.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        userId: string;
+                        /** @description The IdP's sub claim */
+                        subject: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            userId: string;
+                            issuer: string;
+                            subject: string;
+                            /** @description jit: the identity provider created the user (its roles follow the provider); link: linked by the account or an admin (roles stay the account's); legacy: attached by email before this version, signs in only once linked again */
+                            origin: "jit" | "link" | "legacy";
+                            linkedBy: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            lastLoginAt: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/identity-provider/links/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Link the caller's own account to the subject of a token from the tenant's identity provider
+         * @description The token (an ID or access token of the tenant's provider, with this tenant's audience and an exp) proves the caller holds the subject.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        token: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            userId: string;
+                            issuer: string;
+                            subject: string;
+                            /** @description jit: the identity provider created the user (its roles follow the provider); link: linked by the account or an admin (roles stay the account's); legacy: attached by email before this version, signs in only once linked again */
+                            origin: "jit" | "link" | "legacy";
+                            linkedBy: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                            lastLoginAt: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/identity-provider/links/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Remove a link (own links by their user; others need core:identity-link:manage) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/audit-events": {
         parameters: {
             query?: never;
@@ -2108,7 +2372,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The tenant's audit log, newest first */
+        /**
+         * The tenant's audit log, newest first
+         * @description Changes (users, roles, API keys, identity provider, files, jobs, schedules, tenant settings), signed-URL issuance and permission denials (`access.denied`); reads are not recorded.
+         */
         get: {
             parameters: {
                 query?: {
@@ -2168,7 +2435,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload a file (multipart/form-data with a "path" field, or the raw body with ?path=) */
+        /**
+         * Upload a file (multipart/form-data with a "path" field, or the raw body with ?path=)
+         * @description Replacing an existing file destroys its contents, so it needs storage:file:delete too (403 otherwise).
+         */
         post: {
             parameters: {
                 query?: {
@@ -2224,12 +2494,23 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Download through a signed URL (no credential; HEAD too) */
+        /**
+         * Download through a signed URL (no credential; HEAD too)
+         * @description Serves the version that was signed: once the file is replaced, 410 PLX_STORAGE_SIGNED_URL_STALE.
+         */
         get: {
             parameters: {
                 query: {
                     tenant: string;
                     expires: number;
+                    /** @description GET: the blob signed */
+                    version?: string;
+                    /** @description PUT: its one use */
+                    id?: string;
+                    /** @description PUT: the Content-Type the upload must carry */
+                    type?: string;
+                    /** @description PUT: false = may not replace a file */
+                    overwrite?: boolean;
                     signature: string;
                 };
                 header?: never;
@@ -2270,12 +2551,23 @@ export interface paths {
                 };
             };
         };
-        /** Upload through a signed URL (no credential; the raw body is the file) */
+        /**
+         * Upload through a signed URL (no credential; the raw body is the file)
+         * @description One upload per URL (410 PLX_STORAGE_SIGNED_URL_USED after it); with the Content-Type it was signed for, if any (415); replacing a file only if its signer could.
+         */
         put: {
             parameters: {
                 query: {
                     tenant: string;
                     expires: number;
+                    /** @description GET: the blob signed */
+                    version?: string;
+                    /** @description PUT: its one use */
+                    id?: string;
+                    /** @description PUT: the Content-Type the upload must carry */
+                    type?: string;
+                    /** @description PUT: false = may not replace a file */
+                    overwrite?: boolean;
                     signature: string;
                 };
                 header?: never;
@@ -2560,13 +2852,18 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A URL that downloads (GET) or uploads (PUT, needs storage:file:write) without a credential */
+        /**
+         * A URL that downloads (GET) or uploads (PUT, needs storage:file:write) without a credential
+         * @description GET: serves the current version of the file only. PUT: one upload, with `contentType` if given; it may replace a file only if the signer holds storage:file:delete. The URL is absolute when PLEXICA_PUBLIC_URL is set or the Host is in PLEXICA_PUBLIC_HOSTS (or it is S3's own), else a path on this server. Each issuance is recorded in the audit log.
+         */
         get: {
             parameters: {
                 query?: {
                     method?: "GET" | "PUT";
                     /** @description seconds */
                     expiresIn?: number;
+                    /** @description PUT only: the Content-Type the upload must carry */
+                    contentType?: string;
                 };
                 header?: never;
                 path: {
@@ -2628,7 +2925,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Copy a file (server-side) */
+        /**
+         * Copy a file (server-side)
+         * @description Copying onto an existing file replaces it: that needs storage:file:delete too.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -2694,7 +2994,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Move or rename a file */
+        /**
+         * Move or rename a file
+         * @description Moving vacates the source, so it needs storage:file:delete as well as write; so does replacing an existing target.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -3625,16 +3928,34 @@ export interface components {
             permissions: string[];
             builtIn: boolean;
         };
+        IdentityLink: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            userId: string;
+            issuer: string;
+            subject: string;
+            /** @description jit: the identity provider created the user (its roles follow the provider); link: linked by the account or an admin (roles stay the account's); legacy: attached by email before this version, signs in only once linked again */
+            origin: "jit" | "link" | "legacy";
+            linkedBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            lastLoginAt: string | null;
+        };
         AuditEvent: {
             id: string;
             /** Format: date-time */
             at: string;
-            actorType: string;
+            /** @description anonymous: no principal, but a credential (a signed URL) */
+            actorType: "user" | "api_key" | "system" | "anonymous";
             actorId: string | null;
+            credential: ("access_token" | "oidc_token" | "api_key" | "signed_url" | "password") | null;
+            ip: string | null;
             action: string;
             targetType: string;
             targetId: string | null;
             traceId: string | null;
+            requestId: string | null;
             data: {
                 [key: string]: unknown;
             };

@@ -40,8 +40,11 @@ export interface RequestContext {
   requestId?: string;
   /** The client's address as the server sees it (after the trust-proxy rules). */
   ip?: string;
-  /** Set when no principal stands behind the request: it carries a signed URL. */
-  credential?: 'signed_url';
+  /**
+   * The credential when the principal does not tell it: a signed URL (no principal stands
+   * behind it) or a password presented at login.
+   */
+  credential?: 'signed_url' | 'password';
 }
 
 /**

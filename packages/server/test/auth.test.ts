@@ -288,6 +288,7 @@ for (const kind of DATABASES) {
       expect(success).toMatchObject({
         actorType: 'user',
         actorId: userId,
+        credential: 'password',
         targetType: 'user',
         targetId: userId,
       });
@@ -298,7 +299,9 @@ for (const kind of DATABASES) {
         [ghost, 'ghost@example.test'],
       ] as const) {
         expect(event).toMatchObject({
+          actorType: 'anonymous',
           actorId: null,
+          credential: 'password',
           targetType: 'user',
           targetId: null,
           data: { email, reason: 'invalid_credentials' },

@@ -103,6 +103,25 @@ for (const kind of DATABASES) {
       expect(helped.body.status).toBe('disabled');
     });
 
+    it('refuses listing or ending the sessions of a user who holds more', async () => {
+      const holder = await holderOf('sessions-desk', ['core:session:manage', 'core:user:read'], true);
+      const victimEmail = 'watched@escalate.test';
+      const victim = await newAdmin(victimEmail);
+      await t.login(victimEmail, 'victim-password-1', 'escalate-co');
+      const [session] = (await admin().get(`/api/v1/users/${victim}/sessions`)).body;
+      const list = await holder.client.get(`/api/v1/users/${victim}/sessions`);
+      expect(list.status).toBe(403);
+      expect(list.body.code).toBe('PLX_PERMISSION_NOT_HELD');
+      const revoke = await holder.client.del(`/api/v1/users/${victim}/sessions/${session.id}`);
+      expect(revoke.status).toBe(403);
+      expect(revoke.body.code).toBe('PLX_PERMISSION_NOT_HELD');
+      expect((await admin().get(`/api/v1/users/${victim}/sessions`)).body).toHaveLength(1);
+      // a member's sessions are within reach
+      const memberId = await newMember('session-member@escalate.test');
+      await t.login('session-member@escalate.test', 'member-password-1', 'escalate-co');
+      expect((await holder.client.get(`/api/v1/users/${memberId}/sessions`)).body).toHaveLength(1);
+    });
+
     it('lets a tenant admin still manage members', async () => {
       const memberId = await newMember('managed@escalate.test');
       const res = await admin().patch(`/api/v1/users/${memberId}`, {

@@ -457,8 +457,11 @@ for (const kind of DATABASES) {
       expect(crossing.body.code).toBe('PLX_TENANT_HEADER_FORBIDDEN');
     });
 
-    it('refuses the realm’s tokens while the tenant is suspended', async () => {
+    it('refuses the realm’s tokens while the tenant is suspended, and those issued before it after', async () => {
       const root = await t.adminToken();
+      // issued before the suspension (iat has whole seconds: keep clear of the suspension's second)
+      const before = await idp.sign(claims, { issuedAt: Math.floor(Date.now() / 1000) - 5 });
+      expect((await me(before)).status).toBe(200);
       await t.request({
         method: 'PATCH',
         url: `/api/v1/tenants/${acme.id}`,
@@ -474,6 +477,11 @@ for (const kind of DATABASES) {
         token: root,
         body: { status: 'active' },
       });
+      // issue 9 item 12: a resume does not bring back what the suspension ended
+      const stale = await me(before);
+      expect(stale.status).toBe(401);
+      expect(stale.body.code).toBe('PLX_AUTH_SESSION_REVOKED');
+      expect((await me(await idp.sign(claims))).status).toBe(200);
     });
   });
 

@@ -28,6 +28,8 @@ export interface TenantsTable {
   updated_at: Timestamp;
   deleted_at: NullableTimestamp;
   purge_after: NullableTimestamp;
+  /** Set at each suspension: IdP tokens issued before it are refused. */
+  tokens_not_before: NullableTimestamp;
 }
 
 export interface UsersTable {

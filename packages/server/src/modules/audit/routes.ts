@@ -17,7 +17,9 @@ const AuditEventSchema = Type.Object(
     ),
     actorId: Nullable(Type.String({ description: 'user id, or API key id for an API key' })),
     credential: Nullable(
-      Type.Union(['access_token', 'oidc_token', 'api_key', 'signed_url'].map((v) => Type.Literal(v))),
+      Type.Union(
+        ['access_token', 'oidc_token', 'api_key', 'signed_url', 'password'].map((v) => Type.Literal(v)),
+      ),
     ),
     ip: Nullable(Type.String()),
     action: Type.String(),

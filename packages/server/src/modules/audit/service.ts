@@ -3,12 +3,15 @@ import { type RequestContext, requireTenant } from '../../context.js';
 import type { CoreDatabase, TenantDatabase } from '../../infra/database/index.js';
 
 /** How the actor proved who it is. */
-export type AuditCredential = 'access_token' | 'oidc_token' | 'api_key' | 'signed_url';
+export type AuditCredential = 'access_token' | 'oidc_token' | 'api_key' | 'signed_url' | 'password';
 
 export interface AuditEvent {
   id: string;
   at: string;
-  /** `anonymous`: no principal, but a credential (a signed URL); `system`: work no request started. */
+  /**
+   * `anonymous`: no principal, but a credential (a signed URL, a failed login's password);
+   * `system`: work no request started.
+   */
   actorType: 'user' | 'api_key' | 'system' | 'anonymous';
   actorId: string | null;
   credential: AuditCredential | null;

@@ -79,6 +79,7 @@ export const UNTRUSTED_TOKEN = 'token is not valid for a trusted identity provid
 type ProviderRow = Selectable<IdentityProvidersTable> & {
   slug: string;
   status: string;
+  tokens_not_before: Date | null;
   settings: TenantSettings;
 };
 
@@ -121,7 +122,7 @@ export function createOidcVerifier(options: {
       .selectFrom('core.identity_providers as p')
       .innerJoin('core.tenants as t', 't.id', 'p.tenant_id')
       .selectAll('p')
-      .select(['t.slug', 't.status', 't.settings']);
+      .select(['t.slug', 't.status', 't.settings', 't.tokens_not_before']);
 
   /** Header checks that need no database and no network. */
   const decode = (token: string) => {
@@ -192,6 +193,18 @@ export function createOidcVerifier(options: {
       if (!provider) throw refuse(matches.length === 0 ? 'no provider' : 'token fits two providers');
       const payload = await verifyWith(token, provider);
       assertTenantUsable(provider.status);
+      // issue 9 item 12: a suspension ends every sign-in, an IdP's included (a token
+      // without iat cannot show it came after, so it is refused too); iat has whole seconds,
+      // so a token from the very second of the suspension still passes
+      const notBefore = provider.tokens_not_before?.getTime();
+      if (
+        notBefore !== undefined &&
+        (payload.iat === undefined || payload.iat < Math.floor(notBefore / 1000))
+      ) {
+        throw new PlexicaError('PLX_AUTH_SESSION_REVOKED', {
+          detail: 'token was issued before the tenant was last suspended: sign in again',
+        });
+      }
       const user = await signInExternal(db, provider, payload);
       const custom = await db
         .selectFrom('core.roles')

@@ -110,7 +110,7 @@ export function createSessionsService(options: {
       const recordFailure = async (data: Record<string, unknown>, targetId?: string) => {
         if (!tenant) return;
         await audit.record(
-          { ...ctx, tenant, principal: null },
+          { ...ctx, tenant, principal: null, credential: 'password' },
           { action: 'auth.login_failed', targetType: 'user', ...(targetId && { targetId }), data },
         );
       };
@@ -171,7 +171,7 @@ export function createSessionsService(options: {
             sessionId: session.id,
           };
           await audit.record(
-            { ...ctx, tenant, principal: actor },
+            { ...ctx, tenant, principal: actor, credential: 'password' },
             { action: 'auth.login', targetType: 'user', targetId: user.id, data: { sessionId: session.id } },
             trx,
           );

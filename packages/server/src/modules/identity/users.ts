@@ -52,6 +52,12 @@ export interface UsersService {
   get(ctx: RequestContext, id: string): Promise<User>;
   update(ctx: RequestContext, id: string, patch: UpdateUserInput): Promise<User>;
   remove(ctx: RequestContext, id: string): Promise<void>;
+  /**
+   * Throws unless the user exists in the tenant and the caller holds every permission
+   * they hold: what managing someone else's sessions needs (seeing their addresses,
+   * ending their sessions), beyond the route's own permission.
+   */
+  assertManageable(ctx: RequestContext, id: string): Promise<void>;
 }
 
 export const toUser = (row: Selectable<UsersTable>): User => ({
@@ -136,6 +142,11 @@ export function createUsersService(options: {
     async get(ctx, id) {
       registry.authorize(ctx, 'core:user:read');
       return toUser(await load(requireTenant(ctx).id, id));
+    },
+
+    async assertManageable(ctx, id) {
+      const target = await load(requireTenant(ctx).id, id);
+      await roles.assertHoldsAllOf(ctx, target.roles, `user ${id}`);
     },
 
     async update(ctx, id, patch) {

@@ -35,4 +35,12 @@ export const tenantsMigrations: Migration[] = [
       )`.execute(db);
     },
   },
+  {
+    // issue 9 item 12: tokens without a session (an IdP's) issued before a suspension
+    // must not work again after the resume; the time of the last suspension bounds them
+    id: '0008_tenants_tokens_not_before',
+    async up(db) {
+      await sql`alter table core.tenants add column tokens_not_before timestamptz`.execute(db);
+    },
+  },
 ];

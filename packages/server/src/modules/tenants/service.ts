@@ -1,4 +1,4 @@
-import type { Kysely, Selectable } from 'kysely';
+import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { type RequestContext, systemContext, type TenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
@@ -218,6 +218,12 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
             .where('revoked_at', 'is', null)
             .executeTakeFirst();
           sessionsRevoked = Number(revoked.numUpdatedRows);
+          // IdP tokens have no session to revoke: the verifier refuses those issued before now
+          await trx
+            .updateTable('core.tenants')
+            .set({ tokens_not_before: sql<Date>`now()` })
+            .where('id', '=', id)
+            .execute();
         }
         const changes = changesOf(
           { name: current.name, status: current.status, ...current.settings },

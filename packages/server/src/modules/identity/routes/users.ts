@@ -154,7 +154,7 @@ export async function userRoutes(
       schema: { ...tag, summary: "A user's active sessions", params: IdParams },
     },
     async (request) => {
-      await users.get(request.ctx, request.params.id);
+      await users.assertManageable(request.ctx, request.params.id);
       return sessions.list(request.ctx, request.params.id);
     },
   );
@@ -170,7 +170,7 @@ export async function userRoutes(
       },
     },
     async (request, reply) => {
-      await users.get(request.ctx, request.params.id);
+      await users.assertManageable(request.ctx, request.params.id);
       await sessions.revoke(request.ctx, request.params.id, request.params.sessionId);
       return reply.status(204).send(null);
     },
