@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+// the SDK's only imports of the server's wiring (scripts/error-codes.ts reads the catalogue)
 import { createApp } from '../../server/src/app.js';
-import { loadConfig } from '../../server/src/config.js';
+import { loadConfig } from '../../server/src/config/index.js';
 
 /**
  * The OpenAPI document of the current routes, from a throwaway embedded app

@@ -3,7 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN, createTestApp, type TestApp } from '../../server/test/harness.js';
-import { createClient, PlexicaApiError } from '../src/index.js';
+import { renderErrorCodes } from '../scripts/error-codes.js';
+import { createClient, ERROR_CODES, type ErrorCode, isErrorCode, PlexicaApiError } from '../src/index.js';
 
 const sdkDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -21,6 +22,31 @@ describe('@plexica/sdk', () => {
   it('is generated from the current routes (run `npm run sdk:generate` when this fails)', async () => {
     const committed = JSON.parse(await readFile(path.join(sdkDir, 'openapi.json'), 'utf8'));
     expect(t.app.server.swagger()).toEqual(committed);
+    const codes = await readFile(path.join(sdkDir, 'src/error-codes.ts'), 'utf8');
+    expect(codes, 'src/error-codes.ts is stale').toBe(renderErrorCodes());
+  });
+
+  it('sets the credential, tenant and trace id on every request, streamed or not', async () => {
+    const seen: Headers[] = [];
+    const recording: typeof fetch = async (input, init) => {
+      seen.push(new Request(input, init).headers);
+      return Response.json({ items: [], total: 0 });
+    };
+    let traceId = 'trace-1';
+    const plexica = createClient({ baseUrl, token: 'plx_key', fetch: recording, traceId: () => traceId });
+    plexica.setTenant('acme');
+    await plexica.users.list();
+    traceId = 'trace-2';
+    await plexica.storage.download('a.txt');
+    plexica.setToken(undefined);
+    plexica.setTenant(undefined);
+    await plexica.jobs.list();
+    const sent = seen.map((h) => [h.get('authorization'), h.get('x-tenant-id'), h.get('x-trace-id')]);
+    expect(sent).toEqual([
+      ['Bearer plx_key', 'acme', 'trace-1'],
+      ['Bearer plx_key', 'acme', 'trace-2'],
+      [null, null, 'trace-2'],
+    ]);
   });
 
   it('drives the API with types from the OpenAPI document', async () => {
@@ -59,6 +85,29 @@ describe('@plexica/sdk', () => {
       .catch((err: unknown) => err);
     expect(error).toBeInstanceOf(PlexicaApiError);
     expect(error).toMatchObject({ status: 401, code: 'PLX_AUTH_INVALID_CREDENTIALS' });
+    expect((error as PlexicaApiError).is('PLX_AUTH_INVALID_CREDENTIALS')).toBe(true);
+    // @ts-expect-error a code outside the catalogue does not compile
+    expect((error as PlexicaApiError).is('PLX_AUTH_INVALID_CREDENTIAL')).toBe(false);
+  });
+
+  it('exports the catalogue codes, and keeps a code it does not know', async () => {
+    const known: ErrorCode = 'PLX_USER_NOT_FOUND';
+    expect(ERROR_CODES).toContain(known);
+    expect(isErrorCode('PLX_FROM_A_NEWER_SERVER')).toBe(false);
+    const newer = createClient({
+      baseUrl,
+      fetch: async () => Response.json({ code: 'PLX_FROM_A_NEWER_SERVER', detail: 'new' }, { status: 422 }),
+    });
+    const error = await newer.jobs.types().catch((err: unknown) => err);
+    expect(error).toMatchObject({ status: 422, code: 'PLX_FROM_A_NEWER_SERVER' });
+    const proxy = createClient({
+      baseUrl,
+      fetch: async () => new Response('<html>bad gateway</html>', { status: 502 }),
+    });
+    expect(await proxy.auth.me().catch((err: unknown) => err)).toMatchObject({
+      status: 502,
+      code: 'UNKNOWN',
+    });
   });
 
   it('uploads with progress, downloads ranges and manages files', async () => {
