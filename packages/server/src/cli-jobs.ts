@@ -1,64 +1,29 @@
+import { createClient, type Job, PlexicaApiError, type PlexicaClient } from '@plexica/sdk';
 import { SingleBar } from 'cli-progress';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 
-interface Remote {
-  url: string;
-  token: string;
-  tenant?: string;
-}
-
-interface JobView {
-  id: string;
-  type: string;
-  status: string;
-  progress: number;
-  attempts: number;
-  maxAttempts: number;
-  lastError: string | null;
-  result: unknown;
-  createdAt: string;
-}
-
-const SETTLED = new Set(['completed', 'failed', 'cancelled']);
-
-/** One call to a running Plexica; a problem document becomes an error naming its code. */
-async function call<T>(remote: Remote, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(new URL(path, remote.url), {
-    method,
-    headers: {
-      authorization: `Bearer ${remote.token}`,
-      ...(remote.tenant && { 'x-tenant-id': remote.tenant }),
-      ...(body !== undefined && { 'content-type': 'application/json' }),
-    },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  const parsed = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  if (!response.ok)
-    throw new Error(
-      `${String(parsed.code ?? response.status)}: ${String(parsed.detail ?? parsed.title ?? '')}`,
-    );
-  return parsed as T;
-}
+type JobStatus = Job['status'];
+const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const satisfies JobStatus[];
+const SETTLED: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
 
 /** Follows a job with a live progress bar until it settles. @returns the last status */
-async function watch(remote: Remote, id: string): Promise<JobView> {
+async function watch(plexica: PlexicaClient, id: string): Promise<Job> {
   const bar = new SingleBar({
     format: 'job {type} [{bar}] {percentage}% | {status} | attempt {attempts}/{maxAttempts}',
     hideCursor: true,
   });
-  let job = await call<JobView>(remote, 'GET', `/api/v1/jobs/${id}`);
+  let job = await plexica.jobs.get(id);
   bar.start(100, job.progress, job);
   while (!SETTLED.has(job.status)) {
     await new Promise((resolve) => setTimeout(resolve, 300));
-    job = await call<JobView>(remote, 'GET', `/api/v1/jobs/${id}`);
+    job = await plexica.jobs.get(id);
     bar.update(job.progress, job);
   }
   bar.stop();
   return job;
 }
 
-const report = (job: JobView) => {
+const report = (job: Job) => {
   if (job.status === 'completed') {
     console.log(`completed: ${JSON.stringify(job.result)}`);
   } else {
@@ -67,9 +32,31 @@ const report = (job: JobView) => {
   }
 };
 
+const parseLimit = (value: string): number => {
+  const limit = Number(value);
+  if (!Number.isInteger(limit) || limit < 1) throw new InvalidArgumentError('must be a positive integer');
+  return limit;
+};
+
 /**
- * `plexica jobs …`: talks to a running Plexica over HTTP (the embedded
- * database is locked by the server, and workers live there anyway).
+ * A refused call as one line naming its catalogue code (`PLX_JOB_NOT_CANCELLABLE: …`),
+ * or the status when the answer was not a problem document; `main` prints it and exits 1.
+ */
+function explained<A extends unknown[]>(action: (...args: A) => Promise<void>) {
+  return async (...args: A) => {
+    try {
+      await action(...args);
+    } catch (err) {
+      if (!(err instanceof PlexicaApiError)) throw err;
+      const { code, detail, title } = err.problem;
+      throw new Error(`${String(code ?? err.status)}: ${String(detail ?? title ?? '')}`, { cause: err });
+    }
+  };
+}
+
+/**
+ * `plexica jobs …`: talks to a running Plexica through `@plexica/sdk` (the
+ * embedded database is locked by the server, and workers live there anyway).
  */
 export function addJobCommands(program: Command): void {
   const jobs = program
@@ -78,11 +65,11 @@ export function addJobCommands(program: Command): void {
     .option('--url <url>', 'where Plexica listens', process.env.PLEXICA_PUBLIC_URL ?? 'http://127.0.0.1:8080')
     .option('--token <token>', 'access token or API key (default: $PLEXICA_TOKEN)')
     .option('--tenant <tenant>', 'tenant id or slug (super admins)');
-  const remote = (): Remote => {
+  const client = (): PlexicaClient => {
     const { url, token, tenant } = jobs.opts<{ url: string; token?: string; tenant?: string }>();
     const credential = token ?? process.env.PLEXICA_TOKEN;
     if (!credential) throw new Error('give --token or set PLEXICA_TOKEN (an access token or a plx_ API key)');
-    return { url, token: credential, ...(tenant && { tenant }) };
+    return createClient({ baseUrl: url, token: credential, ...(tenant && { tenant }) });
   };
 
   jobs
@@ -90,60 +77,71 @@ export function addJobCommands(program: Command): void {
     .description('Enqueue a job; --watch follows it with a progress bar')
     .option('--data <json>', 'payload as JSON', '{}')
     .option('--watch', 'follow the job until it settles (exit 1 unless it completes)')
-    .action(async (type: string, options: { data: string; watch?: boolean }) => {
-      let data: unknown;
-      try {
-        data = JSON.parse(options.data);
-      } catch {
-        throw new Error('--data is not valid JSON');
-      }
-      const job = await call<JobView>(remote(), 'POST', '/api/v1/jobs', { type, data });
-      console.log(`enqueued ${job.id}`);
-      if (options.watch) report(await watch(remote(), job.id));
-    });
+    .action(
+      explained(async (type: string, options: { data: string; watch?: boolean }) => {
+        let data: unknown;
+        try {
+          data = JSON.parse(options.data);
+        } catch {
+          throw new Error('--data is not valid JSON');
+        }
+        const plexica = client();
+        const job = await plexica.jobs.enqueue({ type, data });
+        console.log(`enqueued ${job.id}`);
+        if (options.watch) report(await watch(plexica, job.id));
+      }),
+    );
 
   jobs
     .command('watch <id>')
     .description('Follow a job with a progress bar until it settles (exit 1 unless it completes)')
-    .action(async (id: string) => report(await watch(remote(), id)));
+    .action(explained(async (id: string) => report(await watch(client(), id))));
 
   jobs
     .command('list')
     .description("List the tenant's jobs, newest first")
-    .option('--status <status>', 'pending, running, completed, failed or cancelled')
+    .addOption(new Option('--status <status>', 'job status').choices(STATUSES))
     .option('--type <type>', 'job type')
-    .option('--limit <n>', 'how many', '20')
-    .action(async (options: { status?: string; type?: string; limit: string }) => {
-      const query = new URLSearchParams({ limit: options.limit });
-      if (options.status) query.set('status', options.status);
-      if (options.type) query.set('type', options.type);
-      const page = await call<{ items: JobView[]; total: number }>(remote(), 'GET', `/api/v1/jobs?${query}`);
-      for (const job of page.items) {
-        console.log(
-          [
-            job.id,
-            job.type.padEnd(24),
-            job.status.padEnd(10),
-            `${job.progress}%`.padStart(4),
-            job.createdAt,
-          ].join('  '),
-        );
-      }
-      console.log(`${page.items.length} of ${page.total}`);
-    });
+    .option('--limit <n>', 'how many', parseLimit, 20)
+    .action(
+      explained(async (options: { status?: JobStatus; type?: string; limit: number }) => {
+        const page = await client().jobs.list({
+          limit: options.limit,
+          ...(options.status && { status: options.status }),
+          ...(options.type && { type: options.type }),
+        });
+        for (const job of page.items) {
+          console.log(
+            [
+              job.id,
+              job.type.padEnd(24),
+              job.status.padEnd(10),
+              `${job.progress}%`.padStart(4),
+              job.createdAt,
+            ].join('  '),
+          );
+        }
+        console.log(`${page.items.length} of ${page.total}`);
+      }),
+    );
 
-  for (const [name, method, suffix] of [
-    ['cancel', 'DELETE', ''],
-    ['retry', 'POST', '/retry'],
-  ] as const) {
-    jobs
-      .command(`${name} <id>`)
-      .description(
-        name === 'cancel' ? 'Cancel a pending or running job' : 'Run a failed or cancelled job again',
-      )
-      .action(async (id: string) => {
-        const job = await call<JobView>(remote(), method, `/api/v1/jobs/${id}${suffix}`);
+  jobs
+    .command('cancel <id>')
+    .description('Cancel a pending or running job')
+    .action(
+      explained(async (id: string) => {
+        const job = await client().jobs.cancel(id);
         console.log(`${job.id} ${job.status}`);
-      });
-  }
+      }),
+    );
+
+  jobs
+    .command('retry <id>')
+    .description('Run a failed or cancelled job again')
+    .action(
+      explained(async (id: string) => {
+        const job = await client().jobs.retry(id);
+        console.log(`${job.id} ${job.status}`);
+      }),
+    );
 }

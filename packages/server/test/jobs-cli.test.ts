@@ -31,8 +31,10 @@ describe('plexica jobs (built CLI against a running server)', () => {
   };
 
   beforeAll(async () => {
-    // `npm test` builds first; a bare vitest run builds here (as cli.test.ts does)
-    if (!existsSync(path.join(root, 'packages/server/dist/main.js')))
+    // `npm test` builds first; a bare vitest run builds here (as cli.test.ts does). The built
+    // CLI imports @plexica/sdk's dist, so a missing SDK build counts too
+    const built = ['packages/server/dist/main.js', 'packages/sdk/dist/index.js'];
+    if (!built.every((file) => existsSync(path.join(root, file))))
       await run('npm', ['run', 'build'], { cwd: root });
     t = await createTestApp('pglite', { jobsPollIntervalSeconds: 1 });
     t.app.services.jobs.define({
@@ -82,5 +84,8 @@ describe('plexica jobs (built CLI against a running server)', () => {
     expect(unknown.stderr).toContain('PLX_JOB_TYPE_UNKNOWN');
     const badJson = await plexica(['enqueue', 'test.steps', '--data', '{nope']);
     expect(badJson.stderr).toContain('--data is not valid JSON');
+    const badStatus = await plexica(['list', '--status', 'done']);
+    expect(badStatus.code).toBe(1);
+    expect(badStatus.stderr).toContain('Allowed choices are pending, running, completed, failed, cancelled');
   });
 });
