@@ -2,8 +2,7 @@ import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CompiledQuery, sql } from 'kysely';
 import { PgBoss } from 'pg-boss';
-import { type RequestContext, systemContext } from '../packages/server/src/context.js';
-import { toTenantRef } from '../packages/server/src/modules/tenants/service.js';
+import { type RequestContext, systemContext, toTenantRef } from '../packages/server/src/context.js';
 import { ENGINES, percentile, record, runLoad, stamp, startApp, table } from './lib.js';
 
 const JOBS = Number(process.env.PLEXICA_BENCH_JOBS ?? 3000);

@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
-import { type App, createApp } from '../packages/server/src/app.js';
-import { loadConfig, type PlexicaConfig } from '../packages/server/src/config.js';
+import { type App, createApp } from '../packages/server/src/app/create-app.js';
+import { loadConfig, type PlexicaConfig } from '../packages/server/src/config/index.js';
 import { createScratchDatabase } from '../packages/server/test/scratch-database.js';
 
 export type Engine = 'pglite' | 'postgres';

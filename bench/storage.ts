@@ -10,10 +10,9 @@ import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import { S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { PlexicaConfig } from '../packages/server/src/config.js';
-import { type RequestContext, systemContext } from '../packages/server/src/context.js';
+import type { PlexicaConfig } from '../packages/server/src/config/index.js';
+import { type RequestContext, systemContext, toTenantRef } from '../packages/server/src/context.js';
 import { createUrlSigner } from '../packages/server/src/modules/storage/signing.js';
-import { toTenantRef } from '../packages/server/src/modules/tenants/service.js';
 import type { S3Fixture } from '../packages/server/test/s3-fixture.js';
 import { percentile, record, runLoad, stamp, startApp, table } from './lib.js';
 

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 // the SDK's only imports of the server's wiring (scripts/error-codes.ts reads the catalogue)
-import { createApp } from '../../server/src/app.js';
+import { createApp } from '../../server/src/app/create-app.js';
 import { loadConfig } from '../../server/src/config/index.js';
 
 /**

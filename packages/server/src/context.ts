@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { TenantSettings } from './infra/database/tables.js';
 import { PlexicaError } from './infra/errors.js';
 
 /**
@@ -17,6 +16,21 @@ export interface Principal {
   roles: string[];
   permissions: ReadonlySet<string>;
   sessionId: string | null;
+}
+
+/** A tenant's lifecycle state. */
+export type TenantStatus = 'active' | 'suspended' | 'deleted';
+
+/** Per-tenant overrides of platform limits (`core.tenants.settings`). */
+export interface TenantSettings {
+  /** Requests per rate-limit window for each user/API key of this tenant. */
+  rateLimitUser?: number;
+  /** Requests per rate-limit window for the whole tenant. */
+  rateLimitTenant?: number;
+  /** Largest file this tenant may upload, in bytes (else PLEXICA_STORAGE_MAX_FILE_SIZE). */
+  storageMaxFileSize?: number;
+  /** Total bytes this tenant may store; 0 = unlimited (else PLEXICA_STORAGE_QUOTA). */
+  storageQuotaBytes?: number;
 }
 
 export interface TenantRef {
@@ -74,4 +88,32 @@ export function requireTenant(ctx: RequestContext): TenantRef {
     throw new PlexicaError('PLX_TENANT_REQUIRED', { detail: 'name the tenant with the X-Tenant-ID header' });
   }
   return ctx.tenant;
+}
+
+export interface Authenticated {
+  principal: Principal;
+  /** The credential's own tenant; null for a super admin. */
+  tenant: TenantRef | null;
+}
+
+/** `acme-corp` → `tenant_acme_corp` (`_` is not allowed in slugs, so this is one-to-one). */
+export const tenantSchemaName = (slug: string): string => `tenant_${slug.replaceAll('-', '_')}`;
+
+export const toTenantRef = (t: { id: string; slug: string; settings: TenantSettings }): TenantRef => ({
+  id: t.id,
+  slug: t.slug,
+  schema: tenantSchemaName(t.slug),
+  settings: t.settings,
+});
+
+/** Why a tenant in `status` cannot be used (suspended or deleted), or undefined when it can. */
+export function tenantUnusableError(status: TenantStatus | null | undefined): PlexicaError | undefined {
+  if (status === 'suspended') return new PlexicaError('PLX_TENANT_SUSPENDED');
+  if (status === 'deleted') return new PlexicaError('PLX_TENANT_DELETED');
+  return undefined;
+}
+
+export function assertTenantUsable(status: TenantStatus | null | undefined): void {
+  const error = tenantUnusableError(status);
+  if (error) throw error;
 }

@@ -1,5 +1,5 @@
-import type { Principal, RequestContext } from '../../context.js';
-import { PlexicaError } from '../../infra/errors.js';
+import type { Principal, RequestContext } from './context.js';
+import { PlexicaError } from './infra/errors.js';
 
 /** `module:resource:action`, lowercase words joined by `-`. */
 export const PERMISSION_KEY = /^[a-z][a-z0-9-]*:[a-z][a-z0-9-]*:[a-z][a-z0-9-]*$/;

@@ -2,13 +2,12 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { type App, createApp } from '../src/app.js';
-import { loadConfig, type PlexicaConfig } from '../src/config.js';
+import { type App, createApp } from '../src/app/create-app.js';
+import { loadConfig, type PlexicaConfig } from '../src/config/index.js';
+import type { DatabaseKind } from './engines.js';
 import { createScratchDatabase } from './scratch-database.js';
 
-/** Every contract suite runs once per database engine. */
-export const DATABASES = ['pglite', 'postgres'] as const;
-export type DatabaseKind = (typeof DATABASES)[number];
+export { DATABASES, type DatabaseKind } from './engines.js';
 
 export const ADMIN = { email: 'root@plexica.test', password: 'root-password-123' };
 export const TEST_MASTER_KEY = Buffer.alloc(32, 7).toString('base64');

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import S3rver from 's3rver';
-import type { PlexicaConfig } from '../src/config.js';
+import type { PlexicaConfig } from '../src/config/index.js';
 
 export interface S3Fixture {
   endpoint: string;

@@ -1,15 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyBaseLogger, FastifyInstance, RawServerDefault } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest, RawServerDefault } from 'fastify';
 import type { RequestContext } from '../context.js';
 
 /** How a route is guarded; every route under /api must declare one. */
 export interface RouteGuard {
   /**
    * `public`: no credential (anonymous rate limit per IP); `authenticated`: any
-   * valid credential; `signed`: the URL carries a signature its handler verifies.
+   * valid credential; `signed`: the URL carries a signature (`verifySignature`).
    */
   auth?: 'public' | 'authenticated' | 'signed';
+  /**
+   * For `auth: 'signed'`: checks the URL's signature once the request is
+   * validated, and returns the id of the tenant it was signed for. The guard then
+   * puts that tenant in `request.ctx` (no principal; credential `signed_url`).
+   * Throws the route's own error for a bad or expired signature.
+   */
+  verifySignature?: (request: FastifyRequest) => string;
   /** Permission key the caller must hold (implies authenticated). */
   permission?: string;
   /** Only a super admin may call it. */

@@ -1,10 +1,26 @@
 import { type Kysely, sql } from 'kysely';
-import type { CoreDatabase } from './database/index.js';
+import type { Timestamp } from './database/columns.js';
 import type { Migration } from './database/migrator.js';
+
+export interface IdempotencyKeysTable {
+  scope: string;
+  key: string;
+  fingerprint: string;
+  status_code: number | null;
+  content_type: string | null;
+  body: string | null;
+  created_at: Timestamp;
+  expires_at: Date | string;
+}
+
+interface IdempotencyTables {
+  'core.idempotency_keys': IdempotencyKeysTable;
+}
 
 export const idempotencyMigrations: Migration[] = [
   {
-    id: '0004_idempotency',
+    id: 'kernel/0001_idempotency',
+    replaces: '0004_idempotency',
     async up(db) {
       await sql`create table core.idempotency_keys (
         scope text not null,
@@ -47,7 +63,7 @@ export interface IdempotencyStore {
   purgeExpired(now?: Date): Promise<number>;
 }
 
-export function createIdempotencyStore(db: Kysely<CoreDatabase>, ttlSeconds: number): IdempotencyStore {
+export function createIdempotencyStore(db: Kysely<IdempotencyTables>, ttlSeconds: number): IdempotencyStore {
   const table = 'core.idempotency_keys' as const;
   return {
     async claim(scope, key, fingerprint) {

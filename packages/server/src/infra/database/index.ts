@@ -1,23 +1,31 @@
 import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import type { PlexicaConfig } from '../../config.js';
+import type { Logger } from 'pino';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
-import type { CoreDatabase } from './tables.js';
 
-export type { CoreDatabase, TenantDatabase } from './tables.js';
+/**
+ * A database handle or transaction as it passes between modules. Each module
+ * declares its own tables (`modules/<name>/tables.ts`) and views this handle
+ * through them (`Kysely<JobsTables>`), so no file lists every table; across
+ * module boundaries (a transaction handed to the audit log) it travels untyped.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the one untyped handle; modules type it with their own tables
+export type Executor = Kysely<any>;
 
 export type DatabaseKind = 'pglite' | 'postgres';
 
 /** The database handle every module receives from `createApp`. */
 export interface Database {
   kind: DatabaseKind;
-  db: Kysely<CoreDatabase>;
+  db: Executor;
   /** Round-trip time of `select 1` in milliseconds; throws when unreachable. */
   ping(): Promise<number>;
   close(): Promise<void>;
 }
 
 export interface OpenDatabaseOptions {
+  /** Where failures of idle connections are reported. */
+  logger?: Pick<Logger, 'warn'>;
   /** Called for every query with its duration; feeds `db_query_duration_seconds`. */
   onQuery?: (event: LogEvent) => void;
 }
@@ -32,7 +40,7 @@ pg.types.setTypeParser(20, (value) => Number(value));
  * so every query is the same SQL in both modes.
  */
 export async function openDatabase(
-  config: PlexicaConfig,
+  config: { databaseUrl: string | undefined; databasePoolSize: number; dataDir: string },
   options: OpenDatabaseOptions = {},
 ): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
@@ -53,9 +61,10 @@ export async function openDatabase(
       max: 1,
     });
   }
-  // an idle client that errors (server restart) must not crash the process
-  pool.on('error', () => {});
-  const db = new Kysely<CoreDatabase>({
+  // an idle client that errors (server restart) must not crash the process; the next
+  // query reconnects, and the failure is said where someone can see it
+  pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle database connection failed'));
+  const db: Executor = new Kysely({
     dialect: new PostgresDialect({ pool }),
     log: options.onQuery,
   });

@@ -5,11 +5,17 @@ import { type Kysely, sql } from 'kysely';
 export type MigrationDb = Kysely<any>;
 
 /**
- * One versioned migration. `id`s sort in the order they apply
- * (`0001_tenants`, `0002_identity`, …) and never change once released.
+ * One versioned migration, owned by a module: `id` is `<module>/<number>_<what>`
+ * (`storage/0002_signed_uploads`) and never changes once released. Migrations
+ * apply in the order of the module list, and in each module in the order given.
  */
 export interface Migration {
   id: string;
+  /**
+   * The id this migration had before ids were prefixed by module (`0002_secrets`):
+   * a database that applied it under that id is not migrated again, its record is renamed.
+   */
+  replaces?: string;
   /** `schema` is the schema being migrated (`core` or `tenant_{slug}`). */
   up(db: MigrationDb, schema: string): Promise<void>;
 }
@@ -35,12 +41,22 @@ export async function migrateSchema(
     id text primary key,
     applied_at timestamptz not null default now()
   )`.execute(trx);
-  const done = await sql<{ id: string }>`select id from ${sql.id(schema, 'plexica_migrations')}`.execute(trx);
+  const ids = migrations.map((m) => m.id);
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice) throw new Error(`migration ${twice} is listed twice`);
+  const table = sql.id(schema, 'plexica_migrations');
+  const done = await sql<{ id: string }>`select id from ${table}`.execute(trx);
   const applied = new Set(done.rows.map((r) => r.id));
-  const pending = [...migrations].sort((a, b) => a.id.localeCompare(b.id)).filter((m) => !applied.has(m.id));
+  for (const migration of migrations) {
+    if (migration.replaces && applied.has(migration.replaces) && !applied.has(migration.id)) {
+      await sql`update ${table} set id = ${migration.id} where id = ${migration.replaces}`.execute(trx);
+      applied.add(migration.id);
+    }
+  }
+  const pending = migrations.filter((m) => !applied.has(m.id));
   for (const migration of pending) {
     await migration.up(trx, schema);
-    await sql`insert into ${sql.id(schema, 'plexica_migrations')} (id) values (${migration.id})`.execute(trx);
+    await sql`insert into ${table} (id) values (${migration.id})`.execute(trx);
   }
   return pending.map((m) => m.id);
 }

@@ -4,7 +4,8 @@ import type { Migration } from '../../infra/database/migrator.js';
 /** Migrations of every `tenant_{slug}` schema. */
 export const auditTenantMigrations: Migration[] = [
   {
-    id: '0001_audit_events',
+    id: 'audit/0001_audit_events',
+    replaces: '0001_audit_events',
     async up(db, schema) {
       await sql`create table ${sql.id(schema, 'audit_events')} (
         id bigserial primary key,
@@ -23,7 +24,7 @@ export const auditTenantMigrations: Migration[] = [
     },
   },
   {
-    id: '0003_audit_request_facts',
+    id: 'audit/0002_request_facts',
     async up(db, schema) {
       // who proved what, from where, under which server-made request id (issue 9 item 11)
       await sql`alter table ${sql.id(schema, 'audit_events')}

@@ -1,6 +1,7 @@
-import type { Kysely } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
-import type { CoreDatabase, TenantDatabase } from '../../infra/database/index.js';
+import type { Executor } from '../../infra/database/index.js';
+import { tenantScope } from '../../infra/database/tenant-scope.js';
+import type { AuditTenantTables } from './tables.js';
 
 /** How the actor proved who it is. */
 export type AuditCredential = 'access_token' | 'oidc_token' | 'api_key' | 'signed_url' | 'password';
@@ -36,9 +37,9 @@ export interface AuditInput {
 /** The tenant's audit log, kept in its own schema (`tenant_{slug}.audit_events`). */
 export interface AuditService {
   /** Records an event; pass `trx` to make it part of the caller's transaction. */
-  record(ctx: RequestContext, event: AuditInput, trx?: Kysely<CoreDatabase>): Promise<void>;
+  record(ctx: RequestContext, event: AuditInput, trx?: Executor): Promise<void>;
   /** Records several events of one request in one statement (a bulk enqueue). */
-  recordAll(ctx: RequestContext, events: AuditInput[], trx?: Kysely<CoreDatabase>): Promise<void>;
+  recordAll(ctx: RequestContext, events: AuditInput[], trx?: Executor): Promise<void>;
   list(ctx: RequestContext, query: { limit: number; offset: number; action?: string }): Promise<AuditEvent[]>;
 }
 
@@ -52,10 +53,7 @@ export function credentialOf(ctx: RequestContext): AuditCredential | null {
   return principal.sessionId ? 'access_token' : 'oidc_token';
 }
 
-export function createAuditService(db: Kysely<CoreDatabase>): AuditService {
-  const tenantDb = (executor: Kysely<CoreDatabase>, schema: string) =>
-    (executor as unknown as Kysely<TenantDatabase>).withSchema(schema);
-
+export function createAuditService(db: Executor): AuditService {
   const recordAll: AuditService['recordAll'] = async (ctx, events, trx = db) => {
     if (events.length === 0) return;
     const tenant = requireTenant(ctx);
@@ -67,7 +65,7 @@ export function createAuditService(db: Kysely<CoreDatabase>): AuditService {
       trace_id: ctx.traceId,
       request_id: ctx.requestId ?? null,
     };
-    await tenantDb(trx, tenant.schema)
+    await tenantScope<AuditTenantTables>(trx, tenant)
       .insertInto('audit_events')
       .values(
         events.map((event) => ({
@@ -86,7 +84,7 @@ export function createAuditService(db: Kysely<CoreDatabase>): AuditService {
     recordAll,
     async list(ctx, { limit, offset, action }) {
       const tenant = requireTenant(ctx);
-      let query = tenantDb(db, tenant.schema).selectFrom('audit_events').selectAll();
+      let query = tenantScope<AuditTenantTables>(db, tenant).selectFrom('audit_events').selectAll();
       if (action) query = query.where('action', '=', action);
       const rows = await query.orderBy('id', 'desc').limit(limit).offset(offset).execute();
       return rows.map((r) => ({

@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely, Selectable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { ApiKeysTable } from '../../infra/database/tables.js';
+import type { Executor } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { PermissionRegistry } from '../permissions/registry.js';
+import type { PermissionRegistry } from '../../permissions.js';
+import type { AuditService } from '../audit/index.js';
+import type { ApiKeysTable, IdentityTables } from './tables.js';
 
 export interface ApiKey {
   id: string;
@@ -33,7 +33,7 @@ export interface ApiKeysService {
    * Revokes every live key `userId` created, when the user is disabled or deleted (the check at
    * use refuses such keys anyway; revoking makes the key list say so). @returns how many
    */
-  revokeAllOf(userId: string, db?: Kysely<CoreDatabase>): Promise<number>;
+  revokeAllOf(userId: string, db?: Executor): Promise<number>;
 }
 
 const KEY_FORMAT = /^plx_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
@@ -57,7 +57,7 @@ const toApiKey = (row: Selectable<ApiKeysTable>): ApiKey => ({
 });
 
 export function createApiKeysService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   audit: AuditService;
 }): ApiKeysService {

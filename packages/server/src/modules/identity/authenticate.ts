@@ -2,20 +2,13 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { decodeJwt } from 'jose';
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
-import type { Principal, TenantRef } from '../../context.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
+import { type Authenticated, assertTenantUsable, type Principal, toTenantRef } from '../../context.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { PermissionRegistry } from '../permissions/registry.js';
-import { assertTenantUsable, toTenantRef } from '../tenants/service.js';
+import type { PermissionRegistry } from '../../permissions.js';
 import { parseApiKey } from './api-keys.js';
 import type { OidcVerifier } from './oidc.js';
+import type { IdentityTables } from './tables.js';
 import { TOKEN_ISSUER, type TokenIssuer } from './tokens.js';
-
-export interface Authenticated {
-  principal: Principal;
-  /** The credential's own tenant; null for a super admin. */
-  tenant: TenantRef | null;
-}
 
 /** Turns a bearer credential (access JWT, API key or external OIDC token) into a principal. */
 export interface Authenticator {
@@ -28,7 +21,7 @@ export interface Authenticator {
 const LAST_USED_RESOLUTION_MS = 60_000;
 
 export function createAuthenticator(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   tokens: TokenIssuer;
   oidc: OidcVerifier;
   registry: PermissionRegistry;

@@ -1,12 +1,11 @@
 import type { Kysely, Selectable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { IdentityOrigin, UserIdentitiesTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { PermissionRegistry } from '../permissions/registry.js';
+import type { PermissionRegistry } from '../../permissions.js';
+import type { AuditService } from '../audit/index.js';
 import type { OidcVerifier } from './oidc.js';
 import type { RolesService } from './roles.js';
+import type { IdentityOrigin, IdentityTables, UserIdentitiesTable } from './tables.js';
 
 /** An identity provider subject that signs in as a tenant user. */
 export interface IdentityLink {
@@ -51,7 +50,7 @@ const toLink = (row: Selectable<UserIdentitiesTable>): IdentityLink => ({
 });
 
 export function createIdentityLinksService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   roles: RolesService;
   audit: AuditService;

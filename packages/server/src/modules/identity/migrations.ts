@@ -3,7 +3,8 @@ import type { Migration } from '../../infra/database/migrator.js';
 
 export const identityMigrations: Migration[] = [
   {
-    id: '0003_identity',
+    id: 'identity/0001_identity',
+    replaces: '0003_identity',
     async up(db) {
       // tenant_id is null for super admins; the same email may exist once per tenant
       await sql`create table core.users (
@@ -93,7 +94,7 @@ export const identityMigrations: Migration[] = [
   {
     // issue 9 items 1, 2 and 13: external identities keyed by (tenant, issuer, sub), key sets
     // resolved when the provider is saved, and one issuer shared by tenants with their own audience
-    id: '0007_identity_external_identities',
+    id: 'identity/0002_external_identities',
     async up(db) {
       await sql`alter table core.identity_providers add column resolved_jwks_uri text`.execute(db);
       // an explicit jwks_uri is used as it was; the others are discovered again at start-up

@@ -1,9 +1,8 @@
 import type { JWTPayload } from 'jose';
 import type { Kysely, Selectable, Transaction } from 'kysely';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { IdentityProvidersTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { normalizeEmail } from './passwords.js';
+import type { IdentityProvidersTable, IdentityTables } from './tables.js';
 
 /** Reads `a.b.c` from a claims object. */
 export const claimAt = (payload: JWTPayload, path: string): unknown =>
@@ -33,14 +32,14 @@ const sameRoles = (a: string[], b: string[]) => a.length === b.length && a.every
  *   its own roles.
  */
 export async function signInExternal(
-  db: Kysely<CoreDatabase>,
+  db: Kysely<IdentityTables>,
   provider: Selectable<IdentityProvidersTable>,
   payload: JWTPayload & { sub: string },
 ): Promise<{ id: string; roles: string[] }> {
   const tenantId = provider.tenant_id;
   const roles = mappedRoles(provider, payload);
 
-  const signInKnown = async (trx: Transaction<CoreDatabase>) => {
+  const signInKnown = async (trx: Transaction<IdentityTables>) => {
     const known = await trx
       .selectFrom('core.user_identities as i')
       .innerJoin('core.users as u', 'u.id', 'i.user_id')

@@ -2,20 +2,24 @@ import { decodeJwt, decodeProtectedHeader, errors, type JWTPayload, jwtVerify } 
 import type { Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import type { Logger } from 'pino';
-import { type RequestContext, requireTenant } from '../../context.js';
+import type { TenantSettings } from '../../context.js';
+import {
+  type Authenticated,
+  assertTenantUsable,
+  type RequestContext,
+  requireTenant,
+  toTenantRef,
+} from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { IdentityProvidersTable, TenantSettings } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { OutboundGuard } from '../../infra/net/outbound-guard.js';
-import type { AuditService } from '../audit/service.js';
-import type { PermissionRegistry } from '../permissions/registry.js';
-import type { SecretsService } from '../secrets/service.js';
-import { assertTenantUsable, toTenantRef } from '../tenants/service.js';
-import type { Authenticated } from './authenticate.js';
+import type { PermissionRegistry } from '../../permissions.js';
+import type { AuditService } from '../audit/index.js';
+import type { SecretsService } from '../secrets/index.js';
 import { createKeySets, discoverJwksUri } from './oidc-discovery.js';
 import { signInExternal } from './oidc-sign-in.js';
 import type { RolesService } from './roles.js';
+import type { IdentityProvidersTable, IdentityTables } from './tables.js';
 
 export interface IdentityProvider {
   issuer: string;
@@ -97,7 +101,7 @@ const toProvider = (row: Selectable<IdentityProvidersTable>): IdentityProvider =
 });
 
 export function createOidcVerifier(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   guard: OutboundGuard;
   logger: Logger;
   fetchTimeoutMs?: number;
@@ -239,7 +243,7 @@ export function createOidcVerifier(options: {
 }
 
 export function createIdentityProvidersService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   secrets: SecretsService;
   roles: RolesService;

@@ -1,4 +1,4 @@
-import type { PermissionDefinition } from '../permissions/registry.js';
+import type { PermissionDefinition } from '../../permissions.js';
 
 /** Permission keys owned by the kernel (`core:*`). */
 export const CORE_PERMISSIONS: PermissionDefinition[] = [

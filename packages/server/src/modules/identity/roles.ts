@@ -2,11 +2,10 @@ import type { Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { RolesTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import { BUILT_IN_ROLES, type PermissionRegistry } from '../permissions/registry.js';
+import { BUILT_IN_ROLES, type PermissionRegistry } from '../../permissions.js';
+import type { AuditService } from '../audit/index.js';
+import type { IdentityTables, RolesTable } from './tables.js';
 
 export interface Role {
   key: string;
@@ -62,7 +61,7 @@ const toRole = (row: Selectable<RolesTable>): Role => ({
 });
 
 export function createRolesService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   audit: AuditService;
 }): RolesService {

@@ -1,18 +1,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Principal, RequestContext, TenantRef } from '../../context.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
+import {
+  assertTenantUsable,
+  type Principal,
+  type RequestContext,
+  type TenantRef,
+  tenantUnusableError,
+  toTenantRef,
+} from '../../context.js';
+import type { Executor } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { type LoginFailures, loginAccountKey } from '../../infra/rate-limit/login-failures.js';
 import { rateLimitedError } from '../../infra/rate-limit/store.js';
-import type { AuditService } from '../audit/service.js';
-import {
-  assertTenantUsable,
-  type TenantsService,
-  tenantUnusableError,
-  toTenantRef,
-} from '../tenants/service.js';
+import type { AuditService } from '../audit/index.js';
+import type { TenantsService } from '../tenants/index.js';
 import { normalizeEmail, verifyPassword } from './passwords.js';
+import type { IdentityTables } from './tables.js';
 import type { TokenIssuer } from './tokens.js';
 
 export interface TokenPair {
@@ -57,14 +60,14 @@ export interface SessionsService {
   list(ctx: RequestContext, userId: string): Promise<SessionInfo[]>;
   revoke(ctx: RequestContext, userId: string, sessionId: string): Promise<void>;
   /** Revokes every session of a user (password change, disable, delete). */
-  revokeAll(userId: string, db?: Kysely<CoreDatabase>): Promise<void>;
+  revokeAll(userId: string, db?: Executor): Promise<void>;
 }
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
 const newRefreshToken = (): string => `plxr_${randomBytes(32).toString('base64url')}`;
 
 export function createSessionsService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   tokens: TokenIssuer;
   tenants: TenantsService;
   audit: AuditService;
@@ -74,7 +77,7 @@ export function createSessionsService(options: {
   const { db, tokens, tenants, audit, loginFailures, refreshTtlSeconds } = options;
 
   const issue = async (
-    trx: Kysely<CoreDatabase>,
+    trx: Kysely<IdentityTables>,
     session: { id: string; user_id: string; tenant_id: string | null },
   ) => {
     const refreshToken = newRefreshToken();

@@ -11,9 +11,9 @@ import {
 } from 'jose';
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
-import type { CoreDatabase } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { SecretsService } from '../secrets/service.js';
+import type { SecretsService } from '../secrets/index.js';
+import type { IdentityTables } from './tables.js';
 
 export const TOKEN_ISSUER = 'plexica';
 export const TOKEN_AUDIENCE = 'plexica-api';
@@ -43,7 +43,7 @@ export interface TokenIssuer {
  * that shares the database signs with the same key.
  */
 export async function createTokenIssuer(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   secrets: SecretsService;
   ttlSeconds: number;
   logger: Logger;

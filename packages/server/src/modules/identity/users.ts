@@ -1,15 +1,14 @@
 import type { Kysely, Selectable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { UsersTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { PermissionRegistry } from '../permissions/registry.js';
+import type { PermissionRegistry } from '../../permissions.js';
+import type { AuditService } from '../audit/index.js';
 import type { ApiKeysService } from './api-keys.js';
 import { assertPasswordPolicy, hashPassword, normalizeEmail } from './passwords.js';
 import type { RolesService } from './roles.js';
 import type { SessionsService } from './sessions.js';
+import type { IdentityTables, UsersTable } from './tables.js';
 
 export interface User {
   id: string;
@@ -73,7 +72,7 @@ export const toUser = (row: Selectable<UsersTable>): User => ({
 });
 
 export function createUsersService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   roles: RolesService;
   sessions: SessionsService;

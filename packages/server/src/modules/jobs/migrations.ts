@@ -7,7 +7,8 @@ import type { Migration } from '../../infra/database/migrator.js';
  */
 export const jobsMigrations: Migration[] = [
   {
-    id: '0005_jobs',
+    id: 'jobs/0001_jobs',
+    replaces: '0005_jobs',
     async up(db) {
       await sql`create table core.jobs (
         id uuid primary key default gen_random_uuid(),
@@ -44,12 +45,10 @@ export const jobsMigrations: Migration[] = [
         where status in ('pending', 'running') and delivery_id is not null`.execute(db);
     },
   },
-];
-
-/** Cron schedules: the scheduler role enqueues a job for each due tick. */
-export const jobSchedulesMigrations: Migration[] = [
   {
-    id: '0006_job_schedules',
+    // cron schedules: the scheduler role enqueues a job for each due tick
+    id: 'jobs/0002_job_schedules',
+    replaces: '0006_job_schedules',
     async up(db) {
       await sql`create table core.job_schedules (
         id uuid primary key default gen_random_uuid(),

@@ -1,20 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import type { TSchema } from '@sinclair/typebox';
-import type { TypeCheck } from '@sinclair/typebox/compiler';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
+import { systemContext, type TenantSettings, toTenantRef } from '../../context.js';
 import { createBatcher } from '../../infra/batcher.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { JobStatusName, JobsTable, TenantSettings } from '../../infra/database/tables.js';
-import { toTenantRef } from '../tenants/service.js';
-import type { Delivery, QueueDriver, Received } from './driver.js';
-import type { JobDefinition } from './service.js';
-
-/** A job type as registered, defaults applied. */
-export type Definition = Required<Omit<JobDefinition, 'schema' | 'retryDelaySeconds'>> & {
-  retryDelaySeconds: number | undefined;
-  check?: TypeCheck<TSchema>;
-};
+import type { Definition } from './definitions.js';
+import type { Delivery, QueueDriver, Received } from './drivers/queue-driver.js';
+import type { JobStatusName, JobsTable, JobsTables } from './tables.js';
 
 /** Engine redeliveries allowed for abandoned leases (crashed workers), on top of the attempts. */
 export const CRASH_ALLOWANCE = 5;
@@ -80,7 +71,7 @@ export interface JobRunner {
  * a few statements per batch instead of two per job.
  */
 export function createJobRunner(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<JobsTables>;
   driver: QueueDriver;
   definitions: Map<string, Definition>;
   logger: Logger;
@@ -203,7 +194,7 @@ export function createJobRunner(options: {
           data: job.data,
           attempt,
           tenant,
-          ctx: { traceId: job.trace_id ?? jobId, principal: null, tenant },
+          ctx: systemContext(job.trace_id ?? jobId, tenant),
           signal: controller.signal,
           async updateProgress(percent) {
             await db

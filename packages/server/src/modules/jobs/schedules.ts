@@ -1,13 +1,13 @@
 import { Cron } from 'croner';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
-import { type RequestContext, requireTenant } from '../../context.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { JobSchedulesTable } from '../../infra/database/tables.js';
+import { type RequestContext, requireTenant, systemContext, toTenantRef } from '../../context.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import { toTenantRef } from '../tenants/service.js';
+import { UUID } from '../../infra/uuid.js';
+import type { AuditService } from '../audit/index.js';
 import type { JobQueueService } from './service.js';
+import type { JobSchedulesTable, JobsTables } from './tables.js';
 
 export interface JobSchedule {
   id: string;
@@ -37,8 +37,6 @@ export interface JobSchedulesService {
    */
   tick(now?: Date): Promise<number>;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The next run after `after`, or a precise error for an expression croner refuses. */
 function nextRun(cron: string, timezone: string | null, after: Date): Date {
@@ -76,7 +74,7 @@ const toSchedule = (row: Selectable<JobSchedulesTable>): JobSchedule => ({
 });
 
 export function createJobSchedulesService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<JobsTables>;
   jobs: JobQueueService;
   logger: Logger;
   /** Where schedule creation is recorded (`job_schedule.created`). */
@@ -173,7 +171,8 @@ export function createJobSchedulesService(options: {
         .execute();
       if (due.length === 0) return 0;
       await jobs.prepare(due.map((d) => d.type));
-      const enqueued = await db.transaction().execute(async (trx) => {
+      const enqueued = await inTransaction(db, async (tx) => {
+        const trx: Kysely<JobsTables> = tx.db;
         // SKIP LOCKED: a schedule another scheduler is enqueuing right now is its, not ours
         const rows = await trx
           .selectFrom('core.job_schedules')
@@ -194,13 +193,9 @@ export function createJobSchedulesService(options: {
             .where('id', '=', row.tenant_id)
             .executeTakeFirst();
           if (!tenant || tenant.status === 'deleted') continue;
-          const ctx: RequestContext = {
-            traceId: `schedule:${row.id}`,
-            principal: null,
-            tenant: toTenantRef(tenant),
-          };
+          const ctx = systemContext(`schedule:${row.id}`, toTenantRef(tenant));
           // the key makes a tick's job unique even if two schedulers read the same row
-          const job = await jobs.enqueueIn(trx, ctx, {
+          const job = await jobs.enqueueIn(tx, ctx, {
             type: row.type,
             data: row.data,
             idempotencyKey: `schedule:${row.id}:${row.next_run_at.toISOString()}`,
@@ -226,7 +221,6 @@ export function createJobSchedulesService(options: {
         }
         return ids;
       });
-      await jobs.committed(enqueued);
       return enqueued.length;
     },
   };

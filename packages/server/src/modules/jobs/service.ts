@@ -1,17 +1,17 @@
-import { randomUUID } from 'node:crypto';
 import type { TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { type RequestContext, requireTenant, type TenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { JobStatusName, JobsTable } from '../../infra/database/tables.js';
+import type { Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { QueueDriver } from './driver.js';
-import { byQueue, createJobRunner, type Definition, deliveryOf, queueOf } from './runner.js';
-import { createDispatchWindow, type TenantType } from './window.js';
+import { UUID } from '../../infra/uuid.js';
+import type { AuditService } from '../audit/index.js';
+import { checkInput, type Definition, toDefinition } from './definitions.js';
+import { createDispatcher } from './dispatch.js';
+import type { QueueDriver } from './drivers/queue-driver.js';
+import { createJobRunner, queueOf } from './runner.js';
+import type { JobStatusName, JobsTable, JobsTables } from './tables.js';
 
 /** What a handler gets: the job, its tenant, and a way to report progress. */
 export interface JobRun<D = unknown> {
@@ -101,13 +101,14 @@ export interface JobQueueService {
   check(input: EnqueueInput): void;
   /**
    * Enqueues inside the caller's transaction: the job exists only if it
-   * commits. Call `prepare` for its type before opening the transaction and
-   * `wake` after it commits.
+   * commits, and reaches its engine after the commit (a step `tx` runs). The
+   * type's queue must be ready: the module prepares every defined type at start.
+   *
+   * @example await inTransaction(db, (tx) => jobs.enqueueIn(tx, ctx, { type: 'search.reindex' }))
    */
-  enqueueIn(trx: Kysely<CoreDatabase>, ctx: RequestContext, input: EnqueueInput): Promise<JobStatus>;
+  enqueueIn(tx: Transaction, ctx: RequestContext, input: EnqueueInput): Promise<JobStatus>;
+  /** Starts the engine and creates the queues of `types`; idempotent, retried after a failure. */
   prepare(types: Iterable<string>): Promise<void>;
-  /** After `enqueueIn`'s transaction commits: delivers what it could not, wakes workers. */
-  committed(jobIds: string[]): Promise<void>;
   /**
    * Scheduler role: delivers pending jobs a crash left undelivered for more than
    * `olderThanMs`; on engines outside our transaction also sends again deliveries
@@ -119,9 +120,6 @@ export interface JobQueueService {
   start(): Promise<void>;
   stop(timeoutMs: number): Promise<void>;
 }
-
-const JOB_TYPE = /^[a-z][a-z0-9_.-]{0,99}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
 const toStatus = (row: Selectable<JobsTable>): JobStatus => ({
@@ -146,7 +144,7 @@ const toStatus = (row: Selectable<JobsTable>): JobStatus => ({
 });
 
 export function createJobQueueService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<JobsTables>;
   driver: QueueDriver;
   logger: Logger;
   /** Where jobs created by a principal are recorded (`job.created`); omitted in engine-only tests. */
@@ -154,22 +152,16 @@ export function createJobQueueService(options: {
 }): JobQueueService {
   const { db, driver, logger, audit } = options;
   const definitions = new Map<string, Definition>();
-  // an engine outside our transaction gets each tenant's jobs a window at a time (see window.ts)
-  const dispatchWindow = driver.transactional
-    ? undefined
-    : createDispatchWindow({ db, driver, definitions, logger });
-  const pump = (pairs: TenantType[]) =>
-    dispatchWindow
-      ?.pump(pairs)
-      .catch((err: unknown) => logger.error({ err }, 'could not hand jobs to the engine; the sweep retries'));
+  const dispatcher = createDispatcher({ db, driver, definitions, logger });
   const runner = createJobRunner({
     db,
     driver,
     definitions,
     logger,
-    ...(dispatchWindow && { onSettled: (tenantId: string, type: string) => void pump([{ tenantId, type }]) }),
+    onSettled: (tenantId: string, type: string) => dispatcher.settled(tenantId, type),
   });
   let started = false;
+  const committing = new WeakMap<Transaction, Selectable<JobsTable>[]>();
 
   // the engine starts on first use, in every role: the api role enqueues, the worker role works
   let ready: Promise<void> | undefined;
@@ -204,102 +196,20 @@ export function createJobQueueService(options: {
     return row;
   };
 
-  const validate = (input: EnqueueInput, index?: number) => {
-    const field = (name: string) => (index === undefined ? name : `${index}.${name}`);
-    const definition = definitions.get(input.type);
-    if (!definition) {
-      throw new PlexicaError('PLX_JOB_TYPE_UNKNOWN', {
-        detail: `no job type "${input.type}" is registered`,
-        errors: [
-          { field: field('type'), message: `unknown job type; known: ${[...definitions.keys()].join(', ')}` },
-        ],
-      });
-    }
-    const data = input.data ?? {};
-    if (definition.check && !definition.check.Check(data)) {
-      const errors = [...definition.check.Errors(data)].slice(0, 10).map((e) => ({
-        field: field(`data${e.path.replaceAll('/', '.')}`),
-        message: e.message,
-      }));
-      throw new PlexicaError('PLX_VALIDATION', { detail: `payload of ${input.type} is invalid`, errors });
-    }
-    const runAt = input.runAt === undefined ? new Date() : new Date(input.runAt);
-    if (Number.isNaN(runAt.getTime())) {
-      throw new PlexicaError('PLX_VALIDATION', {
-        errors: [{ field: field('runAt'), message: 'is not a date' }],
-      });
-    }
-    return { definition, data, runAt };
-  };
-
-  /**
-   * Hands rows to a transactional engine, one call per queue: in the rows' own
-   * transaction with the delivery ids they were inserted with, or, for rows
-   * `sweep` found without one, after the fact, recording the ids afterwards.
-   * Other engines get their rows through the dispatch window (window.ts).
-   */
-  const dispatch = async (executor: Kysely<CoreDatabase>, rows: Selectable<JobsTable>[]) => {
-    const deliveries = rows.map((row) =>
-      deliveryOf(row, definitions.get(row.type), row.delivery_id ?? undefined),
-    );
-    for (const [queue, group] of byQueue(rows)) {
-      const ids = new Set(group.map((row) => row.id));
-      await driver.send(
-        queue,
-        deliveries.filter((d) => ids.has(d.jobId)),
-        driver.transactional ? executor : undefined,
-      );
-    }
-    // rows inserted with their delivery id (transactional engines) need nothing more
-    if (rows.some((row) => !row.delivery_id)) {
-      await sql`
-        update core.jobs as j set delivery_id = d.id
-        from jsonb_to_recordset(${JSON.stringify(deliveries)}::jsonb) as d(id text, "jobId" uuid)
-        where j.id = d."jobId" and j.delivery_id is null`.execute(executor);
-    }
-  };
-
-  /** After a commit: dispatches what the transaction could not, and wakes local workers. */
-  const afterCommit = async (rows: Selectable<JobsTable>[]) => {
-    const undelivered = rows.filter((row) => !row.delivery_id && row.status === 'pending');
-    if (dispatchWindow) {
-      const now = Date.now();
-      await pump(
-        undelivered
-          .filter((row) => row.run_at.getTime() <= now)
-          .map((row) => ({ tenantId: row.tenant_id, type: row.type })),
-      );
-      for (const row of undelivered) if (row.run_at.getTime() > now) dispatchWindow.dueAt(row.run_at);
-    } else if (undelivered.length > 0) {
-      try {
-        await dispatch(db, undelivered);
-      } catch (err) {
-        // the jobs are stored; the scheduler's sweep delivers them when the engine is back
-        logger.error(
-          { err, jobs: undelivered.length },
-          'could not hand jobs to the engine; the sweep retries',
-        );
-      }
-    }
-    // a delayed job has nothing for a worker to fetch yet
-    const due = rows.filter((row) => row.status === 'pending' && row.run_at.getTime() <= Date.now());
-    for (const queue of byQueue(due).keys()) driver.wake(queue);
-  };
-
   /**
    * Inserts the jobs in `trx` in one statement (and their deliveries in one
    * per queue); an idempotency key seen before returns the first job.
    * @returns a row per input, in input order
    */
   const insert = async (
-    trx: Kysely<CoreDatabase>,
+    trx: Kysely<JobsTables>,
     ctx: RequestContext,
     tenant: TenantRef,
     inputs: EnqueueInput[],
   ) => {
     const checked = inputs.map((input, index) => ({
       input,
-      ...validate(input, inputs.length > 1 ? index : undefined),
+      ...checkInput(definitions, input, inputs.length > 1 ? index : undefined),
     }));
     const keys = [...new Set(checked.flatMap((c) => c.input.idempotencyKey ?? []))];
     const byKey = new Map<string, Selectable<JobsTable>>();
@@ -334,12 +244,12 @@ export function createJobQueueService(options: {
                 idempotency_key: input.idempotencyKey ?? null,
                 trace_id: ctx.traceId,
                 run_at: runAt,
-                delivery_id: driver.transactional ? randomUUID() : null,
+                delivery_id: dispatcher.newDeliveryId(),
               })),
             )
             .returningAll()
             .execute();
-    if (driver.transactional) await dispatch(trx, inserted);
+    await dispatcher.inTransaction(trx, inserted);
     // what a principal created, in the same transaction; the scheduler's own runs are not
     // (a cron every second would flood the log), nor jobs an idempotency key found
     if (audit && ctx.principal) {
@@ -376,26 +286,14 @@ export function createJobQueueService(options: {
         rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));
       } else throw err;
     }
-    await afterCommit(rows);
+    await dispatcher.afterCommit(rows);
     return rows.map(toStatus);
   };
 
   return {
     define(definition) {
       if (started) throw new Error(`job type ${definition.type} defined after the workers started`);
-      if (!JOB_TYPE.test(definition.type))
-        throw new Error(`job type "${definition.type}" is not module.action`);
-      if (definitions.has(definition.type)) throw new Error(`job type ${definition.type} is already defined`);
-      definitions.set(definition.type, {
-        type: definition.type,
-        handler: definition.handler as JobDefinition['handler'],
-        maxAttempts: definition.maxAttempts ?? 3,
-        timeoutMs: definition.timeoutMs ?? 300_000,
-        concurrency: definition.concurrency ?? 5,
-        tenantConcurrency: definition.tenantConcurrency ?? 2,
-        retryDelaySeconds: definition.retryDelaySeconds,
-        ...(definition.schema && { check: TypeCompiler.Compile(definition.schema) }),
-      });
+      definitions.set(definition.type, toDefinition(definition, definitions));
     },
 
     enqueue: async (ctx, input) => (await enqueueAll(ctx, [input]))[0]!,
@@ -441,7 +339,7 @@ export function createJobQueueService(options: {
           logger.warn({ err, jobId: id }, 'could not withdraw a cancelled delivery'),
         );
       }
-      if (row.delivery_id) await pump([{ tenantId: row.tenant_id, type: row.type }]);
+      if (row.delivery_id) dispatcher.settled(row.tenant_id, row.type);
       return toStatus(updated);
     },
 
@@ -469,7 +367,7 @@ export function createJobQueueService(options: {
             run_at: sql<Date>`now()`,
             started_at: null,
             finished_at: null,
-            delivery_id: driver.transactional ? randomUUID() : null,
+            delivery_id: dispatcher.newDeliveryId(),
             updated_at: sql<Date>`now()`,
           })
           .where('id', '=', id)
@@ -478,46 +376,38 @@ export function createJobQueueService(options: {
           .executeTakeFirst();
         if (!reset)
           throw new PlexicaError('PLX_JOB_NOT_RETRYABLE', { detail: `job ${id} changed meanwhile` });
-        if (driver.transactional) await dispatch(trx, [reset]);
+        await dispatcher.inTransaction(trx, [reset]);
         return reset;
       });
-      await afterCommit([updated]);
+      await dispatcher.afterCommit([updated]);
       return toStatus(updated);
     },
 
     types: () => [...definitions.keys()].sort(),
     check(input) {
-      validate(input);
+      checkInput(definitions, input);
     },
-    async enqueueIn(trx, ctx, input) {
-      const [row] = await insert(trx, ctx, requireTenant(ctx), [input]);
+    async enqueueIn(tx, ctx, input) {
+      if (!queues.has(input.type) && definitions.has(input.type)) {
+        // preparing needs the engine's own connection, which the open transaction may hold
+        throw new PlexicaError('PLX_JOBS_UNAVAILABLE', {
+          detail: `the queue of ${input.type} is not ready yet; the job engine may be down`,
+        });
+      }
+      const [row] = await insert(tx.db, ctx, requireTenant(ctx), [input]);
+      // one after-commit step per transaction, for every job it enqueued (a cron tick enqueues hundreds)
+      let pending = committing.get(tx);
+      if (!pending) {
+        const rows: Selectable<JobsTable>[] = [];
+        committing.set(tx, rows);
+        pending = rows;
+        tx.afterCommit(() => dispatcher.afterCommit(rows));
+      }
+      pending.push(row!);
       return toStatus(row!);
     },
     prepare,
-    async committed(jobIds) {
-      if (jobIds.length === 0) return;
-      await afterCommit(await db.selectFrom('core.jobs').selectAll().where('id', 'in', jobIds).execute());
-    },
-    async sweep(olderThanMs = 30_000) {
-      if (dispatchWindow) {
-        await prepare(definitions.keys());
-        return (await dispatchWindow.resendStale(olderThanMs)) + (await dispatchWindow.pumpDue());
-      }
-      const stale = await db
-        .selectFrom('core.jobs')
-        .selectAll()
-        .where('status', '=', 'pending')
-        .where('delivery_id', 'is', null)
-        // updated_at: a job just re-driven by `retry` is being dispatched right now
-        // the database's clock, not ours: instances and the database may disagree by a few ms
-        .where('updated_at', '<', sql<Date>`now() - make_interval(secs => ${olderThanMs / 1000})`)
-        .limit(1000)
-        .execute();
-      if (stale.length === 0) return 0;
-      await prepare(new Set(stale.map((r) => r.type)));
-      await afterCommit(stale);
-      return stale.length;
-    },
+    sweep: (olderThanMs = 30_000) => dispatcher.sweep(olderThanMs, prepare),
 
     async start() {
       if (started) return;
@@ -534,7 +424,7 @@ export function createJobQueueService(options: {
     },
 
     async stop(timeoutMs) {
-      dispatchWindow?.close();
+      dispatcher.close();
       if (!ready) return;
       await ready.catch(() => {});
       await driver.stop(timeoutMs);

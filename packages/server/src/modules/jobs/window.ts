@@ -1,10 +1,10 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { createBatcher } from '../../infra/batcher.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
-import type { JobsTable } from '../../infra/database/tables.js';
-import type { QueueDriver } from './driver.js';
-import { byQueue, type Definition, deliveryOf } from './runner.js';
+import type { Definition } from './definitions.js';
+import type { QueueDriver } from './drivers/queue-driver.js';
+import { byQueue, deliveryOf } from './runner.js';
+import type { JobsTable, JobsTables } from './tables.js';
 
 /** A tenant's jobs of one type. */
 export interface TenantType {
@@ -44,7 +44,7 @@ export interface DispatchWindow {
  * send one job twice; a crash between the two is repaired by `resendStale`.
  */
 export function createDispatchWindow(options: {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<JobsTables>;
   driver: QueueDriver;
   definitions: Map<string, Definition>;
   logger: Logger;

@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { ConfigError, type PlexicaConfig } from '../../config.js';
+import { ConfigError } from '../../infra/options.js';
+import type { SecretsConfig } from './config.js';
 
 export interface MasterKey {
   /** Derived from the key material, so no one has to name keys. */
@@ -29,7 +30,10 @@ function parseKey(text: string): Buffer {
  * With an external database there is no safe place to invent one, so it is
  * required: a key generated at start-up would make the data unreadable later.
  */
-export async function resolveMasterKeys(config: PlexicaConfig, logger: Logger): Promise<MasterKey[]> {
+export async function resolveMasterKeys(
+  config: SecretsConfig & { databaseUrl: string | undefined; dataDir: string },
+  logger: Logger,
+): Promise<MasterKey[]> {
   if (config.masterKey.length > 0) {
     return config.masterKey.map((text) => {
       const key = parseKey(text);

@@ -3,7 +3,8 @@ import type { Migration } from '../../infra/database/migrator.js';
 
 export const secretsMigrations: Migration[] = [
   {
-    id: '0002_secrets',
+    id: 'secrets/0001_secrets',
+    replaces: '0002_secrets',
     async up(db) {
       await sql`create table core.secrets (
         id uuid primary key,

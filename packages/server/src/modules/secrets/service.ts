@@ -1,8 +1,9 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
-import type { CoreDatabase } from '../../infra/database/index.js';
+import type { Executor } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { MasterKey } from './master-key.js';
+import type { SecretsTables } from './tables.js';
 
 /**
  * Stores values that must be readable later (OIDC client secrets, signing
@@ -14,13 +15,10 @@ import type { MasterKey } from './master-key.js';
  */
 export interface SecretsService {
   /** Stores `value`; pass `db` when inside a transaction. @returns the secret id */
-  create(
-    input: { name: string; tenantId: string | null; value: string },
-    db?: Kysely<CoreDatabase>,
-  ): Promise<string>;
-  read(id: string, db?: Kysely<CoreDatabase>): Promise<string>;
-  update(id: string, value: string, db?: Kysely<CoreDatabase>): Promise<void>;
-  remove(id: string, db?: Kysely<CoreDatabase>): Promise<void>;
+  create(input: { name: string; tenantId: string | null; value: string }, db?: Executor): Promise<string>;
+  read(id: string, db?: Executor): Promise<string>;
+  update(id: string, value: string, db?: Executor): Promise<void>;
+  remove(id: string, db?: Executor): Promise<void>;
   /**
    * Re-wraps every data key under the newest master key. Secrets wrapped by a
    * key that is not configured are left as they are and listed in `failed`.
@@ -30,6 +28,11 @@ export interface SecretsService {
   ): Promise<{ rewrapped: number; total: number; failed: { id: string; keyId: string }[] }>;
   /** Id of the master key new secrets are wrapped with. */
   readonly activeKeyId: string;
+  /**
+   * The master keys, newest first, for modules that derive their own keys from
+   * them (the storage URL signer): the first signs, all of them verify.
+   */
+  readonly masterKeys: readonly MasterKey[];
 }
 
 const IV_BYTES = 12;
@@ -51,7 +54,7 @@ function open(key: Buffer, sealed: string, aad: string): Buffer {
   return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]);
 }
 
-export function createSecretsService(database: Kysely<CoreDatabase>, keys: MasterKey[]): SecretsService {
+export function createSecretsService(database: Kysely<SecretsTables>, keys: MasterKey[]): SecretsService {
   const active = keys[0];
   if (!active) throw new Error('createSecretsService needs at least one master key');
   const byId = new Map(keys.map((k) => [k.id, k.key]));
@@ -82,7 +85,7 @@ export function createSecretsService(database: Kysely<CoreDatabase>, keys: Maste
     };
   };
 
-  const load = async (id: string, db: Kysely<CoreDatabase>) => {
+  const load = async (id: string, db: Kysely<SecretsTables>) => {
     const row = await db
       .selectFrom('core.secrets')
       .select(['id', 'key_id', 'wrapped_key', 'ciphertext'])
@@ -94,6 +97,7 @@ export function createSecretsService(database: Kysely<CoreDatabase>, keys: Maste
 
   return {
     activeKeyId: active.id,
+    masterKeys: keys,
     async create({ name, tenantId, value }, db = database) {
       const id = (await sql<{ id: string }>`select gen_random_uuid() as id`.execute(db)).rows[0]!.id;
       await db

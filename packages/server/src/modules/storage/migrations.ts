@@ -4,7 +4,8 @@ import type { Migration } from '../../infra/database/migrator.js';
 /** Storage metadata in every tenant schema: path → blob, the running usage totals, used upload URLs. */
 export const storageTenantMigrations: Migration[] = [
   {
-    id: '0002_storage',
+    id: 'storage/0001_files',
+    replaces: '0002_storage',
     async up(db, schema) {
       // "C" collation: byte order, so a prefix is one index range scan
       await sql`create table ${sql.id(schema, 'files')} (
@@ -24,7 +25,7 @@ export const storageTenantMigrations: Migration[] = [
     },
   },
   {
-    id: '0004_storage_signed_uploads',
+    id: 'storage/0002_signed_uploads',
     async up(db, schema) {
       // a signed PUT URL is good for one upload: its id is recorded in the upload's own transaction
       await sql`create table ${sql.id(schema, 'signed_uploads')} (

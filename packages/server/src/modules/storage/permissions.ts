@@ -1,4 +1,4 @@
-import type { PermissionDefinition } from '../permissions/registry.js';
+import type { PermissionDefinition } from '../../permissions.js';
 
 /** Permission keys of the storage module. */
 export const STORAGE_PERMISSIONS: PermissionDefinition[] = [

@@ -1,6 +1,6 @@
 import parseRange from 'range-parser';
 import { PlexicaError } from '../../infra/errors.js';
-import type { ByteRange } from './driver.js';
+import type { ByteRange } from './drivers/blob-store.js';
 
 /**
  * The one byte range a `Range` header asks for, or undefined to send the

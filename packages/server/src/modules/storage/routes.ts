@@ -2,13 +2,11 @@ import type { Readable } from 'node:stream';
 import multipart from '@fastify/multipart';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { PlexicaConfig } from '../../config.js';
 import type { RequestContext } from '../../context.js';
 import { responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { PermissionRegistry } from '../permissions/registry.js';
-import { assertTenantUsable, type TenantsService, toTenantRef } from '../tenants/service.js';
+import type { PermissionRegistry } from '../../permissions.js';
 import { normalizePath } from './paths.js';
 import type { FileInfo, ReadResult, StorageService } from './service.js';
 import type { SignedUrlGrant } from './signing.js';
@@ -99,13 +97,19 @@ async function receiving<T>(
 /** Whether the caller may destroy file contents: delete, move away, or replace. */
 const mayDelete = (ctx: RequestContext) => ctx.principal?.permissions.has('storage:file:delete') === true;
 
+/** The settings a signed link's origin comes from. */
+export interface PublicOrigin {
+  publicUrl: string | undefined;
+  publicHosts: string[];
+}
+
 /**
  * The origin a signed link is built on: the configured public URL, else the
  * request's Host when the operator listed it, else none (the link stays a
  * path): a client-written Host header never ends up in a link someone is sent.
  */
 export function publicOrigin(
-  config: Pick<PlexicaConfig, 'publicUrl' | 'publicHosts'>,
+  config: PublicOrigin,
   request: { protocol: string; host: string },
 ): string | undefined {
   if (config.publicUrl) return config.publicUrl;
@@ -167,12 +171,12 @@ export async function storageRoutes(
   server: Server,
   deps: {
     storage: StorageService;
-    tenants: TenantsService;
     registry: PermissionRegistry;
-    config: PlexicaConfig;
+    /** Where signed links point (the kernel's PLEXICA_PUBLIC_URL / PLEXICA_PUBLIC_HOSTS). */
+    origin: PublicOrigin;
   },
 ): Promise<void> {
-  const { storage, tenants, registry, config } = deps;
+  const { storage, registry, origin } = deps;
   server.addSchema(FileSchema);
   const tags = ['storage'];
 
@@ -194,21 +198,6 @@ export async function storageRoutes(
   );
   type SignedQueryOf = Static<typeof SignedQuery>;
 
-  /** The grant a signed URL claims, checked before anything else: then resolves its tenant. */
-  async function signedContext(request: FastifyRequest, grant: SignedUrlGrant, signature: string) {
-    storage.verifySignedUrl(grant, signature);
-    const tenant = await tenants.find(grant.tenantId);
-    if (!tenant) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${grant.tenantId}` });
-    assertTenantUsable(tenant.status);
-    const ctx: RequestContext = {
-      ...request.ctx,
-      principal: null,
-      tenant: toTenantRef(tenant),
-      credential: 'signed_url',
-    };
-    request.ctx = ctx;
-    return ctx;
-  }
   const unsigned = (): never => {
     throw new PlexicaError('PLX_STORAGE_SIGNATURE_INVALID', {
       detail: 'the URL was not signed for this method, or a part of it is missing',
@@ -236,6 +225,19 @@ export async function storageRoutes(
           contentType: q.type,
           overwrite: q.overwrite,
         };
+
+  /** The guard's signature check of a signed route: the grant this method's URL claims, verified. */
+  const verifying =
+    (grantOf: (rawPath: string, q: SignedQueryOf) => SignedUrlGrant | undefined) =>
+    (request: FastifyRequest): string => {
+      const { params, query } = request as FastifyRequest<{
+        Params: { '*': string };
+        Querystring: SignedQueryOf;
+      }>;
+      const grant = grantOf(params['*'], query) ?? unsigned();
+      storage.verifySignedUrl(grant, query.signature);
+      return grant.tenantId;
+    };
 
   // Routes that take a file body: every content type streams through untouched,
   // multipart/form-data is parsed as a stream, and nothing is buffered.
@@ -273,7 +275,7 @@ export async function storageRoutes(
     s.put(
       '/api/v1/storage/signed/*',
       {
-        config: { auth: 'signed' },
+        config: { auth: 'signed', verifySignature: verifying(putGrant) },
         schema: {
           tags,
           summary: 'Upload through a signed URL (no credential; the raw body is the file)',
@@ -287,11 +289,10 @@ export async function storageRoutes(
         },
       },
       async (request, reply) => {
-        const grant = putGrant(request.params['*'], request.query) ?? unsigned();
-        const ctx = await signedContext(request, grant, request.query.signature);
-        const { path, id, expires, contentType, overwrite } = grant;
+        const { path, id, expires, contentType, overwrite } =
+          putGrant(request.params['*'], request.query) ?? unsigned();
         const file = await receiving(request, reply, () =>
-          storage.upload(ctx, path, request.body as Readable, {
+          storage.upload(request.ctx, path, request.body as Readable, {
             contentType: headerOf(request, 'content-type'),
             declaredSize: declaredSize(request),
             mayReplace: overwrite,
@@ -315,7 +316,7 @@ export async function storageRoutes(
       method,
       url: '/api/v1/storage/signed/*',
       exposeHeadRoute: false,
-      config: { auth: 'signed' },
+      config: { auth: 'signed', verifySignature: verifying(getGrant) },
       schema: {
         tags,
         summary: 'Download through a signed URL (no credential; HEAD too)',
@@ -328,10 +329,8 @@ export async function storageRoutes(
         response: FileResponses,
       },
       handler: async (request, reply) => {
-        const grant = getGrant(request.params['*'], request.query) ?? unsigned();
-        const ctx = await signedContext(request, grant, request.query.signature);
-        const { path, version } = grant;
-        const result = await storage.read(ctx, path, { ...readOptions(request), version });
+        const { path, version } = getGrant(request.params['*'], request.query) ?? unsigned();
+        const result = await storage.read(request.ctx, path, { ...readOptions(request), version });
         return sendFile(reply, result, storage.contentDisposition(result.file));
       },
     });
@@ -458,8 +457,8 @@ export async function storageRoutes(
         ...(request.query.contentType !== undefined && { contentType: request.query.contentType }),
         overwrite: mayDelete(request.ctx),
       });
-      const origin = signed.url.startsWith('/') ? publicOrigin(config, request) : undefined;
-      if (origin) signed.url = new URL(signed.url, origin).toString();
+      const base = signed.url.startsWith('/') ? publicOrigin(origin, request) : undefined;
+      if (base) signed.url = new URL(signed.url, base).toString();
       return signed;
     },
   );

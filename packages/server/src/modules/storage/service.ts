@@ -1,18 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { type Readable, Transform } from 'node:stream';
-import { type Kysely, sql } from 'kysely';
+import { sql } from 'kysely';
 import mime from 'mime-types';
 import type { Logger } from 'pino';
 import { type RequestContext, requireTenant, type TenantRef } from '../../context.js';
-import type { CoreDatabase, TenantDatabase } from '../../infra/database/index.js';
-import type { FilesTable } from '../../infra/database/tables.js';
+import type { Executor } from '../../infra/database/index.js';
+import { tenantScope } from '../../infra/database/tenant-scope.js';
 import { isPlexicaError, PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import type { TenantLifecycleHook } from '../tenants/service.js';
-import type { BlobStore, ByteRange } from './driver.js';
+import type { TenantLifecycleHook } from '../../module.js';
+import type { AuditService } from '../audit/index.js';
+import type { BlobStore, ByteRange } from './drivers/blob-store.js';
 import { baseName, normalizePath, normalizePrefix, prefixUpperBound } from './paths.js';
 import { rangeOf } from './range.js';
 import type { SignedUrlGrant, UrlSigner } from './signing.js';
+import type { FilesTable, StorageTenantTables } from './tables.js';
 
 export interface FileInfo {
   path: string;
@@ -183,10 +184,10 @@ function byteLimit(limit: number, tooMuch: () => PlexicaError): Transform {
 }
 
 /** A change made in a commit's transaction, for the audit record written in the same one. */
-type During = (trx: Kysely<CoreDatabase>, change: { file: FileInfo; replaced: boolean }) => Promise<void>;
+type During = (trx: Executor, change: { file: FileInfo; replaced: boolean }) => Promise<void>;
 
 export function createStorageService(options: {
-  db: Kysely<CoreDatabase>;
+  db: Executor;
   store: BlobStore;
   signer: UrlSigner;
   limits: StorageLimits;
@@ -194,8 +195,8 @@ export function createStorageService(options: {
   logger: Logger;
 }): StorageService {
   const { db, store, signer, limits, audit, logger } = options;
-  const tenantDb = (executor: Kysely<CoreDatabase>, tenant: TenantRef) =>
-    (executor as unknown as Kysely<TenantDatabase>).withSchema(tenant.schema);
+  const tenantDb = (executor: Executor, tenant: TenantRef) =>
+    tenantScope<StorageTenantTables>(executor, tenant);
   const limitsOf = (tenant: TenantRef) => ({
     maxFileSize: tenant.settings.storageMaxFileSize ?? limits.maxFileSize,
     quotaBytes: tenant.settings.storageQuotaBytes ?? limits.quotaBytes,
@@ -213,7 +214,7 @@ export function createStorageService(options: {
       logger.warn({ err, tenantId: tenant.id, key }, 'could not delete a replaced blob'),
     );
 
-  const findRow = (tenant: TenantRef, path: string, executor: Kysely<CoreDatabase> = db) =>
+  const findRow = (tenant: TenantRef, path: string, executor: Executor = db) =>
     tenantDb(executor, tenant).selectFrom('files').selectAll().where('path', '=', path).executeTakeFirst();
 
   const tooLarge = (max: number) =>
@@ -291,7 +292,8 @@ export function createStorageService(options: {
       await ensureNamespace(tenant.id);
       size = await write(key);
     } catch (err) {
-      await store.delete(tenant.id, key).catch(() => {});
+      // a partial blob nothing points at: removed now, or logged (an orphan costs space only)
+      await dropBlob(tenant, key);
       throw err;
     }
     let result: Awaited<ReturnType<typeof commit>>;
@@ -633,7 +635,6 @@ export function createStorageService(options: {
     verifySignedUrl: (grant, signature) => signer.verify(grant, signature),
 
     lifecycle: {
-      name: 'storage',
       async provision(tenant) {
         await store.createNamespace(tenant.id);
         namespaces.add(tenant.id);

@@ -1,6 +1,6 @@
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto';
 import { PlexicaError } from '../../infra/errors.js';
-import type { MasterKey } from '../secrets/master-key.js';
+import type { MasterKey } from '../secrets/index.js';
 
 /**
  * What a Plexica-served signed URL grants: one method on one path of one
@@ -54,7 +54,7 @@ export const encodePath = (path: string): string => path.split('/').map(encodeUR
  * master key keeps verifying URLs signed before the rotation. URLs signed
  * before v2 (no version, reusable uploads) no longer verify.
  */
-export function createUrlSigner(masterKeys: MasterKey[]): UrlSigner {
+export function createUrlSigner(masterKeys: readonly MasterKey[]): UrlSigner {
   if (masterKeys.length === 0) throw new TypeError('no master key');
   const keys = masterKeys.map((m) =>
     Buffer.from(hkdfSync('sha256', m.key, Buffer.alloc(0), 'plexica/storage/signed-url/v1', 32)),

@@ -3,7 +3,8 @@ import type { Migration } from '../../infra/database/migrator.js';
 
 export const tenantsMigrations: Migration[] = [
   {
-    id: '0001_tenants',
+    id: 'tenants/0001_tenants',
+    replaces: '0001_tenants',
     async up(db) {
       await sql`create table core.tenants (
         id uuid primary key default gen_random_uuid(),
@@ -38,7 +39,7 @@ export const tenantsMigrations: Migration[] = [
   {
     // issue 9 item 12: tokens without a session (an IdP's) issued before a suspension
     // must not work again after the resume; the time of the last suspension bounds them
-    id: '0008_tenants_tokens_not_before',
+    id: 'tenants/0002_tokens_not_before',
     async up(db) {
       await sql`alter table core.tenants add column tokens_not_before timestamptz`.execute(db);
     },

@@ -1,13 +1,15 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
-import { type RequestContext, systemContext, type TenantRef } from '../../context.js';
+import type { TenantSettings, TenantStatus } from '../../context.js';
+import { type RequestContext, systemContext, tenantSchemaName, toTenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
-import type { CoreDatabase } from '../../infra/database/index.js';
 import { type Migration, migrateSchema } from '../../infra/database/migrator.js';
-import type { TenantSettings, TenantStatus, TenantsTable } from '../../infra/database/tables.js';
 import { PlexicaError } from '../../infra/errors.js';
-import type { AuditService } from '../audit/service.js';
-import { assertValidSlug, tenantSchemaName } from './slug.js';
+import { UUID } from '../../infra/uuid.js';
+import type { TenantLifecycleHook } from '../../module.js';
+import type { AuditService } from '../audit/index.js';
+import { assertValidSlug } from './slug.js';
+import type { TenantsTable, TenantsTables } from './tables.js';
 
 export interface Tenant {
   id: string;
@@ -26,17 +28,6 @@ export interface TenantPage {
   total: number;
   limit: number;
   offset: number;
-}
-
-/**
- * Work another module does when a tenant is created or purged (storage
- * buckets, queues…). `provision` runs inside the creating transaction: if it
- * throws, nothing of the tenant remains.
- */
-export interface TenantLifecycleHook {
-  name: string;
-  provision?(tenant: Tenant, trx: Kysely<CoreDatabase>): Promise<void>;
-  purge?(tenant: Tenant): Promise<void>;
 }
 
 export interface TenantsService {
@@ -66,25 +57,6 @@ export interface TenantsService {
   countActive(): Promise<number>;
 }
 
-export const toTenantRef = (t: Pick<Tenant, 'id' | 'slug' | 'settings'>): TenantRef => ({
-  id: t.id,
-  slug: t.slug,
-  schema: tenantSchemaName(t.slug),
-  settings: t.settings,
-});
-
-/** Why a tenant in `status` cannot be used (suspended or deleted), or undefined when it can. */
-export function tenantUnusableError(status: TenantStatus | null | undefined): PlexicaError | undefined {
-  if (status === 'suspended') return new PlexicaError('PLX_TENANT_SUSPENDED');
-  if (status === 'deleted') return new PlexicaError('PLX_TENANT_DELETED');
-  return undefined;
-}
-
-export function assertTenantUsable(status: TenantStatus | null | undefined): void {
-  const error = tenantUnusableError(status);
-  if (error) throw error;
-}
-
 const toTenant = (row: Selectable<TenantsTable>): Tenant => ({
   id: row.id,
   slug: row.slug,
@@ -97,10 +69,8 @@ const toTenant = (row: Selectable<TenantsTable>): Tenant => ({
   purgeAfter: row.purge_after?.toISOString() ?? null,
 });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export interface TenantsServiceOptions {
-  db: Kysely<CoreDatabase>;
+  db: Kysely<TenantsTables>;
   logger: Logger;
   tenantMigrations: Migration[];
   retentionDays: number;
@@ -141,7 +111,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
             .executeTakeFirstOrThrow();
           const tenant = toTenant(row);
           await migrateSchema(trx, tenantSchemaName(slug), tenantMigrations);
-          for (const hook of hooks) await hook.provision?.(tenant, trx);
+          for (const hook of hooks) await hook.provision?.(toTenantRef(tenant), trx);
           return tenant;
         });
       } catch (err) {
@@ -207,17 +177,10 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
         if (!row) throw new PlexicaError('PLX_TENANT_DELETED', { detail: `tenant ${id} is deleted` });
         const updated = toTenant(row);
         const suspending = current.status !== 'suspended' && updated.status === 'suspended';
-        let sessionsRevoked = 0;
         if (suspending) {
-          // every session of the tenant ends now, so no token issued before the suspension
-          // works again after a resume (the session is checked on every request)
-          const revoked = await trx
-            .updateTable('core.sessions')
-            .set({ revoked_at: new Date() })
-            .where('tenant_id', '=', id)
-            .where('revoked_at', 'is', null)
-            .executeTakeFirst();
-          sessionsRevoked = Number(revoked.numUpdatedRows);
+          // every sign-in of the tenant ends now (identity revokes its sessions), so no token
+          // issued before the suspension works again after a resume
+          for (const hook of hooks) await hook.suspend?.(toTenantRef(updated), trx);
           // IdP tokens have no session to revoke: the verifier refuses those issued before now
           await trx
             .updateTable('core.tenants')
@@ -237,7 +200,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
               action: suspending ? 'tenant.suspended' : resuming ? 'tenant.resumed' : 'tenant.updated',
               targetType: 'tenant',
               targetId: id,
-              data: { changes, ...(suspending && { sessionsRevoked }) },
+              data: { changes },
             },
             trx,
           );
@@ -277,7 +240,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
       for (const row of due) {
         const tenant = toTenant(row);
         // external resources first: if a hook fails, the row stays and the next run retries
-        for (const hook of hooks) await hook.purge?.(tenant);
+        for (const hook of hooks) await hook.purge?.(toTenantRef(tenant));
         await db.transaction().execute(async (trx) => {
           await trx.schema.dropSchema(tenantSchemaName(tenant.slug)).ifExists().cascade().execute();
           await trx.deleteFrom('core.tenants').where('id', '=', tenant.id).execute();

@@ -60,6 +60,3 @@ export function assertValidSlug(slug: string): void {
     });
   }
 }
-
-/** `acme-corp` → `tenant_acme_corp` (`_` is not allowed in slugs, so this is one-to-one). */
-export const tenantSchemaName = (slug: string): string => `tenant_${slug.replaceAll('-', '_')}`;

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { IdParams, responses } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
-import type { PermissionRegistry } from '../../permissions/registry.js';
+import type { PermissionRegistry } from '../../../permissions.js';
 import type { ApiKeysService } from '../api-keys.js';
 import { type IdentityLinksService, LINK_PERMISSION } from '../identity-links.js';
 import type { IdentityProvidersService } from '../oidc.js';

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import type { RequestContext } from '../../../context.js';
+import { type RequestContext, toTenantRef } from '../../../context.js';
 import { IdParams, Page, Paging, pageOf, responses, Uuid } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
-import { type TenantsService, toTenantRef } from '../../tenants/service.js';
+import type { TenantsService } from '../../tenants/index.js';
 import type { SessionsService } from '../sessions.js';
 import type { UsersService } from '../users.js';
 

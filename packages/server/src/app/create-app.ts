@@ -1,0 +1,320 @@
+import { Redis } from 'ioredis';
+import { type Logger, pino } from 'pino';
+import { type PlexicaConfig, sliceOf } from '../config/index.js';
+import type { Server } from '../http/types.js';
+import { type Database, type Executor, openDatabase } from '../infra/database/index.js';
+import { type Migration, migrateSchema } from '../infra/database/migrator.js';
+import { createIdempotencyStore, idempotencyMigrations } from '../infra/idempotency.js';
+import { createMetrics } from '../infra/metrics.js';
+import { createOutboundGuard } from '../infra/net/outbound-guard.js';
+import {
+  createMemoryRateLimitStore,
+  createRedisRateLimitStore,
+  type RateLimitStore,
+} from '../infra/rate-limit/store.js';
+import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
+import { type AuditService, createAuditModule } from '../modules/audit/index.js';
+import {
+  type ApiKeysService,
+  type Bootstrap,
+  bootstrapSuperAdmin,
+  createIdentityModule,
+  type IdentityProvidersService,
+  identityModule,
+  type RolesService,
+  type SessionsService,
+  type TokenIssuer,
+  type UsersService,
+} from '../modules/identity/index.js';
+import { MODULES } from '../modules/index.js';
+import {
+  createJobsModule,
+  type JobQueueService,
+  type JobSchedulesService,
+  jobsModule,
+} from '../modules/jobs/index.js';
+import { createSecretsModule, type SecretsService, secretsModule } from '../modules/secrets/index.js';
+import {
+  type BlobStore,
+  createStorageModule,
+  type StorageService,
+  storageModule,
+} from '../modules/storage/index.js';
+import {
+  createTenantsModule,
+  type TenantSchemaPlan,
+  type TenantsService,
+  tenantsModule,
+} from '../modules/tenants/index.js';
+import { PermissionRegistry } from '../permissions.js';
+import { healthRoutes } from './health.js';
+import { createLoops } from './loops.js';
+import { createServer } from './server.js';
+
+/** Migrations of the `core` schema in the order they apply: the kernel's, then each module's in list order. */
+export const CORE_MIGRATIONS: Migration[] = [
+  ...idempotencyMigrations,
+  ...MODULES.flatMap((m): Migration[] => m.coreMigrations ?? []),
+];
+/** Migrations of every `tenant_{slug}` schema, in module order. */
+export const TENANT_MIGRATIONS: Migration[] = MODULES.flatMap((m): Migration[] => m.tenantMigrations ?? []);
+
+/** The services of every module, by the names the CLI, tests and benchmarks use. */
+export interface Services {
+  tenants: TenantsService;
+  users: UsersService;
+  sessions: SessionsService;
+  apiKeys: ApiKeysService;
+  roles: RolesService;
+  providers: IdentityProvidersService;
+  secrets: SecretsService;
+  audit: AuditService;
+  tokens: TokenIssuer;
+  storage: StorageService;
+  jobs: JobQueueService;
+  schedules: JobSchedulesService;
+}
+
+export interface App {
+  config: PlexicaConfig;
+  logger: Logger;
+  database: Database;
+  server: Server;
+  registry: PermissionRegistry;
+  services: Services;
+  /** The running modules, in module order. */
+  modules: PlexicaModule[];
+  /** Where file contents live (filesystem or S3). */
+  blobStore: BlobStore;
+  /** Set when this start created the first super admin with a generated password. */
+  bootstrap: Bootstrap | undefined;
+  /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, loops for scheduler. @returns the URL when listening */
+  start(): Promise<string | undefined>;
+  /** Graceful: stop accepting, finish in-flight requests, stop loops, close modules and engines. */
+  close(): Promise<void>;
+}
+
+export function createLogger(config: Pick<PlexicaConfig, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: 'plexica' },
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers.cookie',
+        '*.password',
+        '*.accessToken',
+        '*.refreshToken',
+        '*.secret',
+        '*.clientSecret',
+        '*.masterKey',
+        'password',
+        'secret',
+      ],
+      censor: '[redacted]',
+    },
+  });
+}
+
+/** Applies pending `core` migrations in one transaction. @returns ids applied */
+export const migrateCore = (db: Executor): Promise<string[]> =>
+  db.transaction().execute((trx) => migrateSchema(trx, 'core', CORE_MIGRATIONS));
+
+const rolesOf = (config: PlexicaConfig): ReadonlySet<ProcessRole> =>
+  new Set(config.role === 'all' ? PROCESS_ROLES : [config.role]);
+
+/**
+ * Wires the whole program by hand from `config`: nothing is created at import
+ * time, so tests build as many isolated apps as they like. Each module is
+ * created with typed deps (its own settings slice, the services it uses), then
+ * the module list is walked for routes, health checks, loops, lifecycle hooks,
+ * start and close.
+ */
+export async function createApp(config: PlexicaConfig, options: { logger?: Logger } = {}): Promise<App> {
+  const logger = options.logger ?? createLogger(config);
+  const closers: (() => Promise<void>)[] = [];
+  const gauges = { activeTenants: async () => 0 };
+  const metrics = createMetrics({
+    activeTenants: () => gauges.activeTenants(),
+    // seed 003 names the gauge; nothing is a plugin until the plugin module exists
+    activePlugins: async () => 0,
+  });
+  const database = await openDatabase(config, { logger, onQuery: (event) => metrics.onQuery(event) });
+  closers.push(() => database.close());
+  try {
+    const { db } = database;
+    // migrations are static (the module list's), so `core` is migrated before any module reads it
+    if (config.migrateOnStart) {
+      const applied = await migrateCore(db);
+      if (applied.length > 0) logger.info({ applied }, 'applied core migrations');
+    }
+    const registry = new PermissionRegistry();
+    for (const definition of MODULES) {
+      if (definition.permissions) registry.register(definition.name, definition.permissions);
+    }
+    const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
+    if (redis) closers.push(() => redis.quit().then(() => undefined));
+    const rateLimits: RateLimitStore = redis
+      ? createRedisRateLimitStore(redis)
+      : createMemoryRateLimitStore();
+    closers.push(() => rateLimits.close());
+    // every request made for a tenant (OIDC discovery, later webhooks) goes through this one guard
+    const outbound = createOutboundGuard({ allowHosts: config.outboundAllowHosts });
+
+    // the modules, in dependency order; each gets its own settings and the services it uses
+    const secrets = await createSecretsModule({
+      db,
+      logger,
+      config: sliceOf(config, secretsModule),
+      dataDir: config.dataDir,
+      databaseUrl: config.databaseUrl,
+    });
+    const audit = createAuditModule({ db });
+    const plan: TenantSchemaPlan = { migrations: TENANT_MIGRATIONS, hooks: [] };
+    const tenants = createTenantsModule({
+      db,
+      logger,
+      config: sliceOf(config, tenantsModule),
+      audit: audit.service,
+      plan,
+    });
+    const identity = await createIdentityModule({
+      db,
+      logger,
+      config: sliceOf(config, identityModule),
+      registry,
+      secrets: secrets.service,
+      audit: audit.service,
+      tenants: tenants.service,
+      rateLimits,
+      outbound,
+    });
+    const storage = await createStorageModule({
+      db,
+      logger,
+      config: sliceOf(config, storageModule),
+      dataDir: config.dataDir,
+      origin: { publicUrl: config.publicUrl, publicHosts: config.publicHosts },
+      secrets: secrets.service,
+      audit: audit.service,
+      registry,
+    });
+    const jobs = await createJobsModule({
+      db,
+      logger,
+      config: sliceOf(config, jobsModule),
+      redisUrl: config.redisUrl,
+      embedded: database.kind === 'pglite',
+      audit: audit.service,
+      shutdownTimeoutMs: config.shutdownTimeoutMs,
+    });
+    // in module order (the order of MODULES)
+    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs];
+    closers.push(async () => {
+      for (const module of [...modules].reverse()) await module.close?.();
+    });
+    plan.hooks.push(...modules.flatMap((m) => (m.tenantLifecycle ? [m.tenantLifecycle] : [])));
+
+    if (config.migrateOnStart) {
+      const result = await tenants.service.migrateAll();
+      if (result.failed.length > 0) logger.error({ failed: result.failed }, 'some tenants failed to migrate');
+    }
+    gauges.activeTenants = () => tenants.service.countActive();
+    const bootstrap = await bootstrapSuperAdmin(db, sliceOf(config, identityModule), logger);
+
+    // a retried create within a day gets the first answer back
+    const idempotency = createIdempotencyStore(db, 86_400);
+    const server = await createServer({
+      config,
+      logger,
+      metrics,
+      authenticator: identity.service.authenticator,
+      registry,
+      tenants: tenants.service,
+      rateLimits,
+      idempotency,
+    });
+    const checks: Record<string, HealthCheck> = { database: () => database.ping() };
+    for (const module of modules) Object.assign(checks, module.health);
+    if (redis) {
+      checks.redis = async () => {
+        const started = performance.now();
+        await redis.ping();
+        return performance.now() - started;
+      };
+    }
+    await healthRoutes(server, {
+      checks,
+      ready: () => database.ping(),
+      metricsText: async () => ({
+        contentType: metrics.registry.contentType,
+        body: await metrics.registry.metrics(),
+      }),
+    });
+    for (const module of modules) await module.routes?.(server);
+    await server.ready();
+
+    const loops = createLoops(
+      [
+        ...modules.flatMap((m) => m.loops ?? []),
+        {
+          name: 'kernel.idempotency-purge',
+          role: 'scheduler',
+          intervalMs: config.purgeIntervalSeconds * 1000,
+          runAtStart: true,
+          run: () => idempotency.purgeExpired(),
+        },
+      ],
+      { logger, registry: metrics.registry },
+    );
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      logger,
+      database,
+      server,
+      registry,
+      modules,
+      services: {
+        tenants: tenants.service,
+        ...identity.service,
+        secrets: secrets.service,
+        audit: audit.service,
+        storage: storage.service,
+        jobs: jobs.service,
+        schedules: jobs.schedules,
+      },
+      blobStore: storage.store,
+      bootstrap,
+      async start() {
+        const roles = rolesOf(config);
+        for (const module of modules) await module.start?.(roles);
+        loops.start(roles);
+        if (roles.has('api')) return server.listen({ port: config.port, host: config.host });
+        return undefined;
+      },
+      close() {
+        closing ??= (async () => {
+          await loops.stop();
+          await server.close();
+          for (const close of closers.reverse()) await close();
+        })();
+        return closing;
+      },
+    };
+  } catch (err) {
+    // the start failed: release what was opened, and keep the first error the one thrown
+    for (const close of closers.reverse())
+      await close().catch((closeErr: unknown) =>
+        logger.warn({ err: closeErr }, 'clean-up after a failed start'),
+      );
+    throw err;
+  }
+}
+
+async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: false });
+  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
+  await redis.connect();
+  return redis;
+}

@@ -1,0 +1,21 @@
+import { auditModule } from './audit/index.js';
+import { identityModule } from './identity/index.js';
+import { jobsModule } from './jobs/index.js';
+import { secretsModule } from './secrets/index.js';
+import { storageModule } from './storage/index.js';
+import { tenantsModule } from './tenants/index.js';
+
+/**
+ * Every module, in the order their migrations run, their settings appear in
+ * the README table and their permission keys register. A module comes after
+ * those whose tables it references. Adding a module: a folder with its front
+ * file, one line here, and its `create…Module` call in `app/create-app.ts`.
+ */
+export const MODULES = [
+  tenantsModule,
+  secretsModule,
+  identityModule,
+  auditModule,
+  storageModule,
+  jobsModule,
+] as const;

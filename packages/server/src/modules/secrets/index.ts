@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import type { Executor } from '../../infra/database/index.js';
+import type { ModuleDefinition, PlexicaModule } from '../../module.js';
+import { type SecretsConfig, secretsOptions } from './config.js';
+import { resolveMasterKeys } from './master-key.js';
+import { secretsMigrations } from './migrations.js';
+import { createSecretsService, type SecretsService } from './service.js';
+
+export type { SecretsConfig } from './config.js';
+export type { MasterKey } from './master-key.js';
+export type { SecretsService } from './service.js';
+
+/** Envelope-encrypted secrets under the configured master keys. */
+export const secretsModule: ModuleDefinition<SecretsConfig> = {
+  name: 'secrets',
+  config: { options: secretsOptions },
+  coreMigrations: secretsMigrations,
+};
+
+export async function createSecretsModule(deps: {
+  db: Executor;
+  logger: Logger;
+  config: SecretsConfig;
+  /** Embedded mode keeps a generated master key in the data dir; an external database needs one given. */
+  dataDir: string;
+  databaseUrl: string | undefined;
+}): Promise<PlexicaModule<SecretsService>> {
+  const keys = await resolveMasterKeys(
+    { ...deps.config, dataDir: deps.dataDir, databaseUrl: deps.databaseUrl },
+    deps.logger,
+  );
+  return { name: 'secrets', service: createSecretsService(deps.db, keys) };
+}

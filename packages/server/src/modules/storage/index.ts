@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import type { Executor } from '../../infra/database/index.js';
+import type { ModuleDefinition, PlexicaModule } from '../../module.js';
+import type { PermissionRegistry } from '../../permissions.js';
+import type { AuditService } from '../audit/index.js';
+import type { SecretsService } from '../secrets/index.js';
+import { type StorageConfig, storageOptions } from './config.js';
+import { BLOB_STORES, type BlobStore, createBlobStore } from './drivers/index.js';
+import { storageTenantMigrations } from './migrations.js';
+import { STORAGE_PERMISSIONS } from './permissions.js';
+import { type PublicOrigin, storageRoutes } from './routes.js';
+import { createStorageService, type StorageService } from './service.js';
+import { createUrlSigner } from './signing.js';
+
+export type { StorageConfig } from './config.js';
+export type { BlobStore } from './drivers/index.js';
+export type { FileInfo, StorageService } from './service.js';
+
+/** Files per tenant: path → blob metadata in the tenant schema, contents in a blob store. */
+export const storageModule: ModuleDefinition<StorageConfig> = {
+  name: 'storage',
+  config: {
+    options: storageOptions,
+    validate: (config) => BLOB_STORES[config.storageDriver].validate(config),
+  },
+  permissions: STORAGE_PERMISSIONS,
+  tenantMigrations: storageTenantMigrations,
+};
+
+export async function createStorageModule(deps: {
+  db: Executor;
+  logger: Logger;
+  config: StorageConfig;
+  /** The filesystem driver's default root is `<dataDir>/storage`. */
+  dataDir: string;
+  origin: PublicOrigin;
+  secrets: SecretsService;
+  audit: AuditService;
+  registry: PermissionRegistry;
+}): Promise<PlexicaModule<StorageService> & { store: BlobStore }> {
+  const { config } = deps;
+  const store = await createBlobStore(config, { dataDir: deps.dataDir, logger: deps.logger });
+  const service = createStorageService({
+    db: deps.db,
+    store,
+    signer: createUrlSigner(deps.secrets.masterKeys),
+    limits: {
+      maxFileSize: config.storageMaxFileSize,
+      quotaBytes: config.storageQuotaBytes,
+      signedUrlMaxSeconds: config.storageSignedUrlMaxSeconds,
+    },
+    audit: deps.audit,
+    logger: deps.logger,
+  });
+  return {
+    name: 'storage',
+    service,
+    store,
+    routes: (server) =>
+      storageRoutes(server, { storage: service, registry: deps.registry, origin: deps.origin }),
+    tenantLifecycle: service.lifecycle,
+    health: { storage: () => store.ping() },
+    close: () => store.close(),
+  };
+}
