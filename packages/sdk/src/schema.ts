@@ -2615,6 +2615,77 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/storage/signed-url/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A URL that downloads (GET) or uploads (PUT, needs storage:file:write) without a credential
+         * @description GET: serves the current version of the file only. PUT: one upload, with `contentType` if given; it may replace a file only if the signer holds storage:file:delete. The URL is absolute when PLEXICA_PUBLIC_URL is set or the Host is in PLEXICA_PUBLIC_HOSTS (or it is S3's own), else a path on this server. Each issuance is recorded in the audit log.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    method?: "GET" | "PUT";
+                    /** @description seconds */
+                    expiresIn?: number;
+                    /** @description PUT only: the Content-Type the upload must carry */
+                    contentType?: string;
+                };
+                header?: never;
+                path: {
+                    /** @description File path, "/" between folders (documented as {path}) */
+                    path: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            url: string;
+                            method: "GET" | "PUT";
+                            /** Format: date-time */
+                            expiresAt: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                "4XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Default Response */
+                "5XX": {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/storage/download/{path}": {
         parameters: {
             query?: never;
@@ -2814,77 +2885,6 @@ export interface paths {
                         "application/json": {
                             items: components["schemas"]["File"][];
                             nextCursor: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                "4XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Default Response */
-                "5XX": {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/api/v1/storage/signed-url/{path}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * A URL that downloads (GET) or uploads (PUT, needs storage:file:write) without a credential
-         * @description GET: serves the current version of the file only. PUT: one upload, with `contentType` if given; it may replace a file only if the signer holds storage:file:delete. The URL is absolute when PLEXICA_PUBLIC_URL is set or the Host is in PLEXICA_PUBLIC_HOSTS (or it is S3's own), else a path on this server. Each issuance is recorded in the audit log.
-         */
-        get: {
-            parameters: {
-                query?: {
-                    method?: "GET" | "PUT";
-                    /** @description seconds */
-                    expiresIn?: number;
-                    /** @description PUT only: the Content-Type the upload must carry */
-                    contentType?: string;
-                };
-                header?: never;
-                path: {
-                    /** @description File path, "/" between folders (documented as {path}) */
-                    path: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            url: string;
-                            method: "GET" | "PUT";
-                            /** Format: date-time */
-                            expiresAt: string;
                         };
                     };
                 };

@@ -31,11 +31,9 @@ describe('permission registry', () => {
     expect(() =>
       registry.register('crm-plugin', [{ key: 'core:user:read', scope: 'tenant', description: 'again' }]),
     ).toThrowError(/core:user:read.*already registered by core/);
-    try {
-      registry.register('crm-plugin', [{ key: 'core:user:read', scope: 'tenant', description: 'again' }]);
-    } catch (err) {
-      expect((err as { code: string }).code).toBe('PLX_PERMISSION_CONFLICT');
-    }
+    expect(() =>
+      registry.register('crm-plugin', [{ key: 'core:user:read', scope: 'tenant', description: 'again' }]),
+    ).toThrow(expect.objectContaining({ code: 'PLX_PERMISSION_CONFLICT' }));
   });
 
   it.each(['crm', 'crm:contact', 'CRM:contact:read', 'crm:contact:read:all', 'crm::read'])(

@@ -1,10 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { STATUS_BY_KIND } from '../http/problem.js';
 import { ERROR_CODES } from './errors.js';
 
+const srcRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const docPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../docs/errors.md');
 
 /** `| \`PLX_X\` | 404 | meaning |` rows of docs/errors.md. */
@@ -31,6 +32,15 @@ describe('error catalogue', () => {
   it('documents no code that does not exist', () => {
     const unknown = [...documented.keys()].filter((code) => !(code in ERROR_CODES));
     expect(unknown, 'codes in docs/errors.md that the code base does not have').toEqual([]);
+  });
+
+  it('throws every code somewhere: a documented code nothing produces is a promise, not an error', () => {
+    const sources = readdirSync(srcRoot, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts') && file !== 'infra/errors.ts')
+      .map((file) => readFileSync(path.join(srcRoot, file), 'utf8'))
+      .join('\n');
+    const unused = Object.keys(ERROR_CODES).filter((code) => !sources.includes(`'${code}'`));
+    expect(unused, 'catalogue codes no source file throws').toEqual([]);
   });
 
   it('uses only PLX_ codes in upper snake case', () => {

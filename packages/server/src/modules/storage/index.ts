@@ -8,7 +8,7 @@ import { type StorageConfig, storageOptions } from './config.js';
 import { BLOB_STORES, type BlobStore, createBlobStore } from './drivers/index.js';
 import { storageTenantMigrations } from './migrations.js';
 import { STORAGE_PERMISSIONS } from './permissions.js';
-import { type PublicOrigin, storageRoutes } from './routes.js';
+import { type PublicOrigin, storageRoutes } from './routes/index.js';
 import { createStorageService, type StorageService } from './service.js';
 import { createUrlSigner } from './signing.js';
 

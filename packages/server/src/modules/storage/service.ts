@@ -1,19 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import { type Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { sql } from 'kysely';
-import mime from 'mime-types';
 import type { Logger } from 'pino';
-import { type RequestContext, requireTenant, type TenantRef } from '../../context.js';
+import { type RequestContext, requireTenant } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
-import { tenantScope } from '../../infra/database/tenant-scope.js';
 import { isPlexicaError, PlexicaError } from '../../infra/errors.js';
 import type { TenantLifecycleHook } from '../../module.js';
 import type { AuditService } from '../audit/index.js';
-import type { BlobStore, ByteRange } from './drivers/blob-store.js';
-import { baseName, normalizePath, normalizePrefix, prefixUpperBound } from './paths.js';
+import type { BlobStore, ByteRange } from './drivers/index.js';
+import { checkMediaType, contentDisposition } from './media-types.js';
+import { normalizePath, normalizePrefix, prefixUpperBound } from './paths.js';
 import { rangeOf } from './range.js';
 import type { SignedUrlGrant, UrlSigner } from './signing.js';
-import type { FilesTable, StorageTenantTables } from './tables.js';
+import { createUpload } from './upload.js';
+import { createWritePath, type During, mayRefuse, notFound, refusal, toFile } from './write-path.js';
 
 export interface FileInfo {
   path: string;
@@ -118,74 +118,6 @@ export interface StorageService {
   contentDisposition(file: FileInfo): string;
 }
 
-const CONTENT_TYPE =
-  /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+(\s*;\s*[a-z0-9!#$&^_.+-]+=("[^"\\\r\n]*"|[a-z0-9!#$&^_.+-]+))*$/i;
-const checkMediaType = (
-  given: string,
-  field: string,
-  code: 'PLX_STORAGE_UPLOAD_INVALID' | 'PLX_VALIDATION',
-): string => {
-  if (given.length > 255 || !CONTENT_TYPE.test(given)) {
-    throw new PlexicaError(code, {
-      detail: `"${given.slice(0, 100)}" is not a media type`,
-      errors: [{ field, message: 'must be a media type like image/png' }],
-    });
-  }
-  return given;
-};
-/** Media types compare without case and without the spaces around parameters. */
-const sameMediaType = (a: string | undefined, b: string) =>
-  a !== undefined && a.toLowerCase().replace(/\s+/g, '') === b.toLowerCase().replace(/\s+/g, '');
-const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp|avif)|video\/|audio\/|application\/pdf$|text\/plain)/;
-
-const toFile = (
-  row: Pick<FilesTable, 'path' | 'blob_key' | 'content_type'> & {
-    size: string | number;
-    created_at: Date;
-    updated_at: Date;
-  },
-): FileInfo => ({
-  path: row.path,
-  size: Number(row.size),
-  contentType: row.content_type,
-  etag: `"${row.blob_key}"`,
-  createdAt: row.created_at.toISOString(),
-  updatedAt: row.updated_at.toISOString(),
-});
-
-const notFound = (path: string) =>
-  new PlexicaError('PLX_STORAGE_FILE_NOT_FOUND', { detail: `no file at "${path}"` });
-const exists = (path: string) =>
-  new PlexicaError('PLX_STORAGE_FILE_EXISTS', {
-    detail: `a file exists at "${path}" and overwrite is false`,
-  });
-const replaceDenied = (path: string) =>
-  new PlexicaError('PLX_PERMISSION_DENIED', {
-    detail: `a file exists at "${path}"; replacing it needs storage:file:delete`,
-  });
-/** The refusal `rule` makes for a file that exists at `path`, if any. */
-const refusal = (path: string, { overwrite = true, mayReplace = true }: ReplaceRule) =>
-  !overwrite ? exists(path) : !mayReplace ? replaceDenied(path) : undefined;
-/** Whether `rule` can refuse at all: only then is the target looked up before writing. */
-const mayRefuse = (rule: ReplaceRule) => rule.overwrite === false || rule.mayReplace === false;
-const usedUpload = () =>
-  new PlexicaError('PLX_STORAGE_SIGNED_URL_USED', { detail: 'sign a new URL for another upload' });
-
-/** Fails the stream once more than `limit` bytes went through. */
-function byteLimit(limit: number, tooMuch: () => PlexicaError): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      seen += chunk.length;
-      if (seen > limit) done(tooMuch());
-      else done(null, chunk);
-    },
-  });
-}
-
-/** A change made in a commit's transaction, for the audit record written in the same one. */
-type During = (trx: Executor, change: { file: FileInfo; replaced: boolean }) => Promise<void>;
-
 export function createStorageService(options: {
   db: Executor;
   store: BlobStore;
@@ -195,124 +127,8 @@ export function createStorageService(options: {
   logger: Logger;
 }): StorageService {
   const { db, store, signer, limits, audit, logger } = options;
-  const tenantDb = (executor: Executor, tenant: TenantRef) =>
-    tenantScope<StorageTenantTables>(executor, tenant);
-  const limitsOf = (tenant: TenantRef) => ({
-    maxFileSize: tenant.settings.storageMaxFileSize ?? limits.maxFileSize,
-    quotaBytes: tenant.settings.storageQuotaBytes ?? limits.quotaBytes,
-  });
-  // tenants created before storage existed get their namespace on first write
-  const namespaces = new Set<string>();
-  const ensureNamespace = async (tenantId: string) => {
-    if (namespaces.has(tenantId)) return;
-    await store.createNamespace(tenantId);
-    namespaces.add(tenantId);
-  };
-  const dropBlob = (tenant: TenantRef, key: string) =>
-    store.delete(tenant.id, key).catch((err: unknown) =>
-      // an orphaned blob costs space, never correctness: the row is what counts
-      logger.warn({ err, tenantId: tenant.id, key }, 'could not delete a replaced blob'),
-    );
-
-  const findRow = (tenant: TenantRef, path: string, executor: Executor = db) =>
-    tenantDb(executor, tenant).selectFrom('files').selectAll().where('path', '=', path).executeTakeFirst();
-
-  const tooLarge = (max: number) =>
-    new PlexicaError('PLX_STORAGE_FILE_TOO_LARGE', {
-      detail: `files may have at most ${max} bytes in this tenant`,
-      extra: { maxFileSize: max },
-    });
-  const overQuota = (quota: number, used: number) =>
-    new PlexicaError('PLX_STORAGE_QUOTA_EXCEEDED', {
-      detail: `the tenant's storage quota of ${quota} bytes would be exceeded (${used} in use)`,
-      extra: { quotaBytes: quota, usedBytes: used },
-    });
-
-  /**
-   * Points `path` at a blob that is already written, within the quota and the
-   * replace rule, in one transaction that serialises on the tenant's usage
-   * row; `during` runs in it last (the audit record). @returns the file and the blob it replaced
-   */
-  const commit = async (
-    tenant: TenantRef,
-    path: string,
-    blob: { key: string; size: number; contentType: string },
-    rule: ReplaceRule,
-    during: During,
-  ) => {
-    const { quotaBytes } = limitsOf(tenant);
-    return db.transaction().execute(async (trx) => {
-      const t = tenantDb(trx, tenant);
-      const usage = await t.selectFrom('storage_usage').selectAll().forUpdate().executeTakeFirstOrThrow();
-      const existing = await t.selectFrom('files').selectAll().where('path', '=', path).executeTakeFirst();
-      const refused = existing && refusal(path, rule);
-      if (refused) throw refused;
-      const bytes = Number(usage.bytes) - Number(existing?.size ?? 0) + blob.size;
-      if (quotaBytes > 0 && bytes > quotaBytes && blob.size > Number(existing?.size ?? 0)) {
-        throw overQuota(quotaBytes, Number(usage.bytes));
-      }
-      const row = await t
-        .insertInto('files')
-        .values({ path, blob_key: blob.key, size: blob.size, content_type: blob.contentType })
-        .onConflict((oc) =>
-          oc.column('path').doUpdateSet({
-            blob_key: blob.key,
-            size: blob.size,
-            content_type: blob.contentType,
-            updated_at: sql<Date>`now()`,
-          }),
-        )
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      await t
-        .updateTable('storage_usage')
-        .set({
-          bytes: sql<number>`bytes + ${bytes - Number(usage.bytes)}`,
-          objects: sql<number>`objects + ${existing ? 0 : 1}`,
-        })
-        .execute();
-      const file = toFile(row);
-      await during(trx, { file, replaced: existing !== undefined });
-      return { file, replaced: existing?.blob_key };
-    });
-  };
-
-  /** Writes a new blob with `write`, commits it at `path`, and cleans up whichever blob lost. */
-  const writeAndCommit = async (
-    tenant: TenantRef,
-    path: string,
-    contentType: string,
-    rule: ReplaceRule,
-    during: During,
-    write: (key: string) => Promise<number>,
-  ) => {
-    const key = randomUUID();
-    let size: number;
-    try {
-      await ensureNamespace(tenant.id);
-      size = await write(key);
-    } catch (err) {
-      // a partial blob nothing points at: removed now, or logged (an orphan costs space only)
-      await dropBlob(tenant, key);
-      throw err;
-    }
-    let result: Awaited<ReturnType<typeof commit>>;
-    try {
-      result = await commit(tenant, path, { key, size, contentType }, rule, during);
-    } catch (err) {
-      await dropBlob(tenant, key);
-      throw err;
-    }
-    if (result.replaced) await dropBlob(tenant, result.replaced);
-    return result.file;
-  };
-
-  const contentTypeFor = (path: string, given: string | undefined): string => {
-    if (given !== undefined && given !== '' && given !== 'application/octet-stream') {
-      return checkMediaType(given, 'contentType', 'PLX_STORAGE_UPLOAD_INVALID');
-    }
-    return mime.lookup(path) || 'application/octet-stream';
-  };
+  const write = createWritePath({ db, store, limits, logger });
+  const { tenantDb, limitsOf, ensureNamespace, dropBlob, findRow, writeAndCommit } = write;
 
   const head = async (ctx: RequestContext, path: string) => {
     const tenant = requireTenant(ctx);
@@ -322,99 +138,8 @@ export function createStorageService(options: {
     return { tenant, row, file: toFile(row) };
   };
 
-  const contentDisposition = (file: FileInfo) => {
-    const name = baseName(file.path);
-    const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
-    const kind = INLINE_TYPES.test(file.contentType) ? 'inline' : 'attachment';
-    return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
-  };
-
   return {
-    async upload(ctx, rawPath, body, { contentType, declaredSize, signedUpload, ...rule } = {}) {
-      const tenant = requireTenant(ctx);
-      const path = normalizePath(rawPath);
-      const fixed = signedUpload?.contentType;
-      if (fixed !== undefined && !sameMediaType(contentType, fixed)) {
-        throw new PlexicaError('PLX_STORAGE_CONTENT_TYPE_MISMATCH', {
-          detail: `the URL was signed for uploads of ${fixed}`,
-          extra: { expected: fixed },
-        });
-      }
-      const type = fixed ?? contentTypeFor(path, contentType);
-      const { maxFileSize, quotaBytes } = limitsOf(tenant);
-      if (declaredSize !== undefined && declaredSize > maxFileSize) throw tooLarge(maxFileSize);
-      let allowance = maxFileSize;
-      let quotaError: (() => PlexicaError) | undefined;
-      if (quotaBytes > 0) {
-        const t = tenantDb(db, tenant);
-        const [usage, existing] = await Promise.all([
-          t.selectFrom('storage_usage').select('bytes').executeTakeFirstOrThrow(),
-          t.selectFrom('files').select('size').where('path', '=', path).executeTakeFirst(),
-        ]);
-        const left = quotaBytes - Number(usage.bytes) + Number(existing?.size ?? 0);
-        if (left < allowance) {
-          allowance = Math.max(0, left);
-          quotaError = () => overQuota(quotaBytes, Number(usage.bytes));
-        }
-        if (declaredSize !== undefined && declaredSize > allowance)
-          throw (quotaError ?? (() => tooLarge(maxFileSize)))();
-      }
-      // refused before the body is read; the commit checks again, in its transaction
-      const early = mayRefuse(rule) && (await findRow(tenant, path)) && refusal(path, rule);
-      if (early) throw early;
-      if (signedUpload) {
-        const used = await tenantDb(db, tenant)
-          .selectFrom('signed_uploads')
-          .select('id')
-          .where('id', '=', signedUpload.id)
-          .executeTakeFirst();
-        if (used) throw usedUpload();
-      }
-      const during: During = async (trx, { file, replaced }) => {
-        if (signedUpload) {
-          const t = tenantDb(trx, tenant);
-          // the URL's one use is taken in the commit: a failed upload leaves it usable, and of
-          // two racing uploads through it exactly one commits
-          const claimed = await t
-            .insertInto('signed_uploads')
-            .values({ id: signedUpload.id, expires_at: new Date(signedUpload.expires * 1000) })
-            .onConflict((oc) => oc.column('id').doNothing())
-            .returning('id')
-            .executeTakeFirst();
-          if (!claimed) throw usedUpload();
-          await t.deleteFrom('signed_uploads').where('expires_at', '<', sql<Date>`now()`).execute();
-        }
-        await audit.record(
-          ctx,
-          {
-            action: 'storage.file.uploaded',
-            targetType: 'file',
-            targetId: file.path,
-            data: {
-              size: file.size,
-              contentType: file.contentType,
-              replaced,
-              ...(signedUpload && { signedUrlId: signedUpload.id }),
-            },
-          },
-          trx,
-        );
-      };
-      return writeAndCommit(tenant, path, type, rule, during, async (key) => {
-        const limited = byteLimit(allowance, quotaError ?? (() => tooLarge(maxFileSize)));
-        body.on('error', (err) => limited.destroy(err));
-        // the limit can trip before the driver attaches its own listeners (it may
-        // await a mkdir first); the driver still sees the error on the destroyed stream
-        limited.on('error', () => {});
-        const written = await store.put(tenant.id, key, body.pipe(limited), { contentType: type });
-        if (declaredSize !== undefined && written !== declaredSize) {
-          throw new PlexicaError('PLX_STORAGE_UPLOAD_INCOMPLETE', {
-            detail: `received ${written} of ${declaredSize} bytes`,
-          });
-        }
-        return written;
-      });
-    },
+    upload: createUpload({ db, store, audit, write }),
 
     head: async (ctx, path) => (await head(ctx, path)).file,
 
@@ -635,13 +360,10 @@ export function createStorageService(options: {
     verifySignedUrl: (grant, signature) => signer.verify(grant, signature),
 
     lifecycle: {
-      async provision(tenant) {
-        await store.createNamespace(tenant.id);
-        namespaces.add(tenant.id);
-      },
+      provision: (tenant) => ensureNamespace(tenant.id),
       async purge(tenant) {
         await store.deleteNamespace(tenant.id);
-        namespaces.delete(tenant.id);
+        write.forgetNamespace(tenant.id);
       },
     },
 

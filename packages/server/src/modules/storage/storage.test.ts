@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STORAGE_ENGINES } from '../../../test/engines.js';
 import { createTestApp, TEST_MASTER_KEY, type TestApp } from '../../../test/harness.js';
 import { type S3Fixture, startS3rver } from '../../../test/s3-fixture.js';
-import { publicOrigin } from './routes.js';
+import { publicOrigin } from './routes/index.js';
 import { createUrlSigner } from './signing.js';
 
 /** GET with the path sent exactly as written (fetch and inject both normalise it). */

@@ -44,4 +44,18 @@ export const tenantsMigrations: Migration[] = [
       await sql`alter table core.tenants add column tokens_not_before timestamptz`.execute(db);
     },
   },
+  {
+    // 0001 made core.plugins and core.tenant_plugins ahead of any plugin module; nothing
+    // ever wrote them. The plugin module will create what it needs in its own migrations.
+    id: 'tenants/0003_drop_plugin_placeholders',
+    async up(db) {
+      for (const table of ['tenant_plugins', 'plugins']) {
+        const rows = await sql<{
+          n: number;
+        }>`select count(*)::int as n from ${sql.id('core', table)}`.execute(db);
+        // a row means someone used them after all: keep the table, it is not ours to drop
+        if (rows.rows[0]?.n === 0) await sql`drop table ${sql.id('core', table)}`.execute(db);
+      }
+    },
+  },
 ];

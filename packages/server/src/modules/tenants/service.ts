@@ -212,7 +212,10 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
     async remove(id) {
       const current = await load(id);
       if (current.status === 'deleted') {
-        throw new PlexicaError('PLX_TENANT_DELETED', { detail: `tenant ${id} is already deleted` });
+        // the tenant is gone for its users (410 inside it); deleting it again is a state conflict
+        throw new PlexicaError('PLX_TENANT_STATE_CONFLICT', {
+          detail: `tenant ${id} is already deleted; it is purged after ${current.purgeAfter}`,
+        });
       }
       const now = new Date();
       const row = await db

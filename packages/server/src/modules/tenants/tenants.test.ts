@@ -122,6 +122,9 @@ for (const kind of DATABASES) {
       expect(again.status).toBe(410);
       expect(again.body.code).toBe('PLX_TENANT_DELETED');
       expect((await t.request({ method: 'GET', url: '/api/v1/users', token: fresh })).status).toBe(410);
+      const twice = await t.request({ method: 'DELETE', url: `/api/v1/tenants/${tenant.id}`, token });
+      expect(twice.status).toBe(409);
+      expect(twice.body.code).toBe('PLX_TENANT_STATE_CONFLICT');
 
       // inside the window nothing is purged; after it, schema and rows are gone
       expect(await t.app.services.tenants.purgeExpired(new Date())).toEqual([]);

@@ -4,7 +4,7 @@ import type { Server } from '../../../http/types.js';
 import type { PermissionRegistry } from '../../../permissions.js';
 import type { ApiKeysService } from '../api-keys.js';
 import { type IdentityLinksService, LINK_PERMISSION } from '../identity-links.js';
-import type { IdentityProvidersService } from '../oidc.js';
+import type { IdentityProvidersService } from '../identity-providers.js';
 import type { RolesService } from '../roles.js';
 
 const PermissionKey = Type.String({ minLength: 5, maxLength: 200 });

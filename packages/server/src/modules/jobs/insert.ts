@@ -1,0 +1,87 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { RequestContext, TenantRef } from '../../context.js';
+import type { AuditService } from '../audit/index.js';
+import { checkInput, type Definition } from './definitions.js';
+import type { Dispatcher } from './dispatch.js';
+import type { EnqueueInput } from './service.js';
+import type { JobsTable, JobsTables } from './tables.js';
+
+/**
+ * Inserts the jobs in `trx` in one statement (and their deliveries in one
+ * per queue); an idempotency key seen before returns the first job.
+ * @returns a row per input, in input order
+ */
+export async function insertJobs(
+  trx: Kysely<JobsTables>,
+  ctx: RequestContext,
+  tenant: TenantRef,
+  inputs: EnqueueInput[],
+  deps: { definitions: ReadonlyMap<string, Definition>; dispatcher: Dispatcher; audit?: AuditService },
+): Promise<Selectable<JobsTable>[]> {
+  const { definitions, dispatcher, audit } = deps;
+  const checked = inputs.map((input, index) => ({
+    input,
+    ...checkInput(definitions, input, inputs.length > 1 ? index : undefined),
+  }));
+  const keys = [...new Set(checked.flatMap((c) => c.input.idempotencyKey ?? []))];
+  const byKey = new Map<string, Selectable<JobsTable>>();
+  if (keys.length > 0) {
+    const existing = await trx
+      .selectFrom('core.jobs')
+      .selectAll()
+      .where('tenant_id', '=', tenant.id)
+      .where('idempotency_key', 'in', keys)
+      .execute();
+    for (const row of existing) byKey.set(row.idempotency_key!, row);
+  }
+  // a key twice in one bulk is one job
+  const fresh = checked.filter(
+    (c, i) =>
+      !c.input.idempotencyKey ||
+      (!byKey.has(c.input.idempotencyKey) &&
+        checked.findIndex((o) => o.input.idempotencyKey === c.input.idempotencyKey) === i),
+  );
+  const inserted =
+    fresh.length === 0
+      ? []
+      : await trx
+          .insertInto('core.jobs')
+          .values(
+            fresh.map(({ input, definition, data, runAt }) => ({
+              tenant_id: tenant.id,
+              type: input.type,
+              data: JSON.stringify(data),
+              priority: input.priority ?? 0,
+              max_attempts: input.maxAttempts ?? definition.maxAttempts,
+              idempotency_key: input.idempotencyKey ?? null,
+              trace_id: ctx.traceId,
+              run_at: runAt,
+              delivery_id: dispatcher.newDeliveryId(),
+            })),
+          )
+          .returningAll()
+          .execute();
+  await dispatcher.inTransaction(trx, inserted);
+  // what a principal created, in the same transaction; the scheduler's own runs are not
+  // (a cron every second would flood the log), nor jobs an idempotency key found
+  if (audit && ctx.principal) {
+    await audit.recordAll(
+      ctx,
+      inserted.map((row) => ({
+        action: 'job.created',
+        targetType: 'job',
+        targetId: row.id,
+        data: { type: row.type, runAt: row.run_at.toISOString() },
+      })),
+      trx,
+    );
+  }
+  // `returning` keeps the order of `values`
+  fresh.forEach((c, i) => {
+    if (c.input.idempotencyKey) byKey.set(c.input.idempotencyKey, inserted[i]!);
+  });
+  let next = 0;
+  return checked.map((c) =>
+    c.input.idempotencyKey ? byKey.get(c.input.idempotencyKey)! : inserted[next++]!,
+  );
+}
