@@ -1,2 +1,26 @@
 #!/usr/bin/env node
-import '../dist/main.js';
+// Checked before the program is imported: on an older Node the imports fail on
+// a missing API or a dependency's engine guard, with a stack that never names
+// the Node version. Keep this file plain JavaScript that any Node can parse.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const found = process.versions.node;
+const [major = 0, minor = 0] = found.split('.').map(Number);
+// package.json "engines": ^22.12 || >=24 (pg-boss needs 22.12; 23 is not an LTS line)
+if (!(major === 22 ? minor >= 12 : major >= 24)) {
+  process.stderr.write(
+    `Plexica needs Node 22.12+ or 24 (found ${found})\n` +
+      'In a checkout, npm start and npx plexica use the Node 24 that npm install puts in node_modules.\n',
+  );
+  process.exit(1);
+}
+
+const main = new URL('../dist/main.js', import.meta.url);
+if (!existsSync(main)) {
+  process.stderr.write(
+    `Plexica is not built (${fileURLToPath(main)} is missing): run npm run build in the checkout\n`,
+  );
+  process.exit(1);
+}
+await import(main.href);
