@@ -39,6 +39,15 @@ wait_for() { # seconds, check command…
 
 pg_up() { pg_isready -q -h "$PG_HOST" -p "$PG_PORT" 2>/dev/null; }
 redis_up() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; }
+# Servers the tests are pointed at elsewhere are only checked, never started.
+if [ -n "${PLEXICA_TEST_PG_URL:-}" ]; then
+  pg_isready -q -d "$PLEXICA_TEST_PG_URL" || { say "PostgreSQL at PLEXICA_TEST_PG_URL is not answering"; exit 1; }
+  pg_up() { true; }
+fi
+if [ -n "${PLEXICA_TEST_REDIS_URL:-}" ]; then
+  redis-cli -u "$PLEXICA_TEST_REDIS_URL" ping >/dev/null 2>&1 || { say "Redis at PLEXICA_TEST_REDIS_URL is not answering"; exit 1; }
+  redis_up() { true; }
+fi
 # NATS greets every client with an INFO line; it says whether JetStream is on.
 nats_info() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$NATS_PORT && head -n 1 <&3" 2>/dev/null; }
 nats_up() { nats_info | grep -q '"jetstream":true'; }
