@@ -11,7 +11,7 @@ const [major = 0, minor = 0] = found.split('.').map(Number);
 if (!(major === 22 ? minor >= 12 : major >= 24)) {
   process.stderr.write(
     `Plexica needs Node 22.12+ or 24 (found ${found})\n` +
-      'In a checkout, npm start and npx plexica use the Node 24 that npm install puts in node_modules.\n',
+      '(npm start and npx plexica in a checkout with its devDependencies use the Node 24 that npm install put in node_modules)\n',
   );
   process.exit(1);
 }
