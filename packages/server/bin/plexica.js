@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Checked before the program is imported: on an older Node the imports fail on
-// a missing API or a dependency's engine guard, with a stack that never names
-// the Node version. Keep this file plain JavaScript that any Node can parse.
+// Checked before the program is imported: on an older Node the program fails in
+// ways that never name the Node version (on Node 20 here, argon2's prebuilt addon,
+// which npm keeps when it installs under Node 24, crashes the process with SIGSEGV).
+// Keep this file plain JavaScript that any Node can parse.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

@@ -12,7 +12,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../.
 const bin = path.join(root, 'packages/server/bin/plexica.js');
 const nvmrc = readFileSync(path.join(root, '.nvmrc'), 'utf8').trim();
 
-/** package.json "engines": ^22.12 || >=24 */
+/** package.json "engines": ^22.12 || >=24, as the bin checks it */
+const ENGINES = '^22.12 || >=24';
 const supported = (version: string) => {
   const [major = 0, minor = 0] = version.split('.').map(Number);
   return major === 22 ? minor >= 12 : major >= 24;
@@ -42,6 +43,15 @@ describe('Node runtime', () => {
   it('runs the suite on the Node line .nvmrc names (the node devDependency, first on the PATH of npm scripts)', () => {
     expect(process.versions.node.split('.')[0], `running on ${process.execPath}`).toBe(nvmrc);
     expect(supported(process.versions.node)).toBe(true);
+  });
+
+  it('declares the supported lines the bin checks, in the root and the server package', () => {
+    for (const file of ['package.json', 'packages/server/package.json']) {
+      const { engines } = JSON.parse(readFileSync(path.join(root, file), 'utf8')) as {
+        engines?: { node?: string };
+      };
+      expect(engines?.node, file).toBe(ENGINES);
+    }
   });
 
   it('loads the native addons (N-API prebuilds) on this Node', async () => {
