@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { ConfigError, loadConfig, OPTIONS } from '../src/config.js';
+import { ConfigError, loadConfig, OPTIONS } from '../src/config/index.js';
 
 // No Docker engine on the CI machines: the image is never built here, so these
 // checks are what stands between a renamed setting and a broken deployment file.
