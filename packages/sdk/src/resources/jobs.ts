@@ -20,10 +20,10 @@ export function createJobsResource({ api }: Transport) {
     /** A job at every tick of `cron` (5 or 6 fields, @daily…), in `timezone` when given. */
     schedule: (body: Body<'/api/v1/jobs/schedule', 'post'>) =>
       unwrap(api.POST('/api/v1/jobs/schedule', { body })),
-    schedules: () => unwrap(api.GET('/api/v1/jobs/schedules')),
+    schedules: () => unwrap(api.GET('/api/v1/job-schedules')),
     pauseSchedule: (scheduleId: string, paused = true) =>
-      unwrap(api.PATCH('/api/v1/jobs/schedules/{id}', { ...byId(scheduleId), body: { paused } })),
+      unwrap(api.PATCH('/api/v1/job-schedules/{id}', { ...byId(scheduleId), body: { paused } })),
     removeSchedule: (scheduleId: string) =>
-      unwrap(api.DELETE('/api/v1/jobs/schedules/{id}', byId(scheduleId))),
+      unwrap(api.DELETE('/api/v1/job-schedules/{id}', byId(scheduleId))),
   };
 }

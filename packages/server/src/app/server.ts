@@ -17,6 +17,7 @@ import { PlexicaError } from '../infra/errors.js';
 import type { IdempotencyStore } from '../infra/idempotency.js';
 import type { Metrics } from '../infra/metrics.js';
 import { createGuard, createSignedGuard, type GuardDeps } from './guard.js';
+import { openapiOptions } from './openapi.js';
 
 // X-Trace-ID is echoed into logs and headers: accept only a safe shape, else generate
 const TRACE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -156,38 +157,7 @@ export async function createServer(deps: ServerDeps): Promise<Server> {
     exposedHeaders: ['x-trace-id', 'retry-after', 'ratelimit-remaining', 'ratelimit-reset'],
     credentials: true,
   });
-  await server.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Plexica API',
-        version: '1.0.0',
-        description:
-          'Multi-tenant platform core. Errors are RFC 9457 problem documents with a stable `code`.',
-      },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'Access JWT or API key (plx_…)' },
-        },
-      },
-      security: [{ bearer: [] }],
-    },
-    // `/storage/download/*` is documented as `/storage/download/{path}`: generated
-    // clients then have a named parameter (its value may contain "/", sent as %2F)
-    transform: ({ schema, url }) => {
-      if (!url.endsWith('*')) return { schema, url };
-      const params = schema?.params as { properties?: Record<string, unknown> } | undefined;
-      const { '*': wildcard, ...others } = params?.properties ?? {};
-      return {
-        schema: {
-          ...schema,
-          params: { ...params, properties: { ...others, path: wildcard }, required: ['path'] },
-        },
-        url: `${url.slice(0, -1)}:path`,
-      };
-    },
-    refResolver: { buildLocalReference: (json, _base, _fragment, i) => (json.$id as string) ?? `def-${i}` },
-  });
+  await server.register(swagger, openapiOptions());
   await server.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
   server.get('/api/v1/openapi.json', { schema: { hide: true }, config: { auth: 'public' } }, async () =>
     server.swagger(),

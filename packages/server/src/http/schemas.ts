@@ -43,3 +43,18 @@ export const JsonData = (options: { description?: string } = {}) =>
     ...options,
     [JSON_BOUNDS_KEYWORD]: JSON_DATA_BOUNDS,
   });
+
+/** An upload body, for `documentedBody`: any media type, the file's bytes. */
+export const RAW_FILE_BODY = { '*/*': { type: 'string', format: 'binary', description: "the file's bytes" } };
+/** The multipart form of an upload, for `documentedBody` (Swagger UI shows a file picker). */
+export const MULTIPART_FILE_BODY = {
+  'multipart/form-data': {
+    type: 'object',
+    required: ['file'],
+    properties: {
+      path: { type: 'string', description: 'where to store it (before the file part), or ?path=' },
+      file: { type: 'string', format: 'binary' },
+    },
+  },
+  'application/octet-stream': { type: 'string', format: 'binary', description: 'the raw body, with ?path=' },
+};

@@ -29,6 +29,12 @@ export interface RouteGuard {
    * and unpaired surrogates leaves them to it (the wildcard `params.*` always is).
    */
   rawStrings?: readonly string[];
+  /**
+   * The request body as the OpenAPI document shows it, for a route that reads
+   * its body itself (a stream): `{ 'multipart/form-data': schema, … }` by media
+   * type. Documentation only; nothing validates against it.
+   */
+  documentedBody?: Record<string, unknown>;
 }
 
 declare module 'fastify' {

@@ -474,7 +474,7 @@ for (const { database: kind, name, overrides: engineOverrides, transactional } o
       const counts = await Promise.all(Array.from({ length: 5 }, () => t.app.services.schedules.tick(at)));
       expect(counts.reduce((x, y) => x + y, 0)).toBe(1);
       expect(await t.app.services.schedules.tick(at)).toBe(0); // that tick is done
-      const [after] = (await t.request({ method: 'GET', url: '/api/v1/jobs/schedules', token: a.adminToken }))
+      const [after] = (await t.request({ method: 'GET', url: '/api/v1/job-schedules', token: a.adminToken }))
         .body;
       expect(new Date(after.nextRunAt).getTime()).toBeGreaterThan(at.getTime());
       expect((await settled(a.adminToken, after.lastJobId)).result).toEqual({
@@ -484,7 +484,7 @@ for (const { database: kind, name, overrides: engineOverrides, transactional } o
 
       const paused = await t.request({
         method: 'PATCH',
-        url: `/api/v1/jobs/schedules/${schedule.id}`,
+        url: `/api/v1/job-schedules/${schedule.id}`,
         token: a.adminToken,
         body: { paused: true },
       });
@@ -492,19 +492,19 @@ for (const { database: kind, name, overrides: engineOverrides, transactional } o
       expect(await t.app.services.schedules.tick(new Date(Date.now() + 60_000))).toBe(0);
       const removed = await t.request({
         method: 'DELETE',
-        url: `/api/v1/jobs/schedules/${schedule.id}`,
+        url: `/api/v1/job-schedules/${schedule.id}`,
         token: a.adminToken,
       });
       expect(removed.status).toBe(204);
       const gone = await t.request({
         method: 'DELETE',
-        url: `/api/v1/jobs/schedules/${schedule.id}`,
+        url: `/api/v1/job-schedules/${schedule.id}`,
         token: a.adminToken,
       });
       expect(gone.body.code).toBe('PLX_JOB_SCHEDULE_NOT_FOUND');
       const other = await t.request({
         method: 'PATCH',
-        url: `/api/v1/jobs/schedules/${schedule.id}`,
+        url: `/api/v1/job-schedules/${schedule.id}`,
         token: b.adminToken,
         body: { paused: false },
       });

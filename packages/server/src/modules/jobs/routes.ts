@@ -202,48 +202,58 @@ export async function jobRoutes(
     },
     async (request, reply) => reply.code(201).send(await schedules.create(request.ctx, request.body)),
   );
-  server.get(
-    '/api/v1/jobs/schedules',
-    {
-      config: { permission: 'jobs:job:read' },
-      schema: {
-        tags,
-        summary: "The tenant's cron schedules",
-        response: responses({ 200: Type.Array(ScheduleRef) }),
+  // `/job-schedules`: under `/jobs/` the schedule ids were ambiguous with job ids
+  // (`/jobs/schedules/status` matches `/jobs/{id}/status`); the old paths stay, undocumented
+  for (const [base, hide] of [
+    ['/api/v1/job-schedules', false],
+    ['/api/v1/jobs/schedules', true],
+  ] as const) {
+    server.get(
+      base,
+      {
+        config: { permission: 'jobs:job:read' },
+        schema: {
+          tags,
+          hide,
+          summary: "The tenant's cron schedules",
+          response: responses({ 200: Type.Array(ScheduleRef) }),
+        },
       },
-    },
-    async (request) => schedules.list(request.ctx),
-  );
-  server.patch(
-    '/api/v1/jobs/schedules/:id',
-    {
-      config: { permission: 'jobs:schedule:manage' },
-      schema: {
-        tags,
-        summary: 'Pause or resume a schedule',
-        params: IdParams,
-        body: Type.Object({ paused: Type.Boolean() }, { additionalProperties: false }),
-        response: responses({ 200: ScheduleRef }),
+      async (request) => schedules.list(request.ctx),
+    );
+    server.patch(
+      `${base}/:id`,
+      {
+        config: { permission: 'jobs:schedule:manage' },
+        schema: {
+          tags,
+          hide,
+          summary: 'Pause or resume a schedule',
+          params: IdParams,
+          body: Type.Object({ paused: Type.Boolean() }, { additionalProperties: false }),
+          response: responses({ 200: ScheduleRef }),
+        },
       },
-    },
-    async (request) => schedules.setPaused(request.ctx, request.params.id, request.body.paused),
-  );
-  server.delete(
-    '/api/v1/jobs/schedules/:id',
-    {
-      config: { permission: 'jobs:schedule:manage' },
-      schema: {
-        tags,
-        summary: 'Delete a schedule',
-        params: IdParams,
-        response: responses({ 204: Type.Null() }),
+      async (request) => schedules.setPaused(request.ctx, request.params.id, request.body.paused),
+    );
+    server.delete(
+      `${base}/:id`,
+      {
+        config: { permission: 'jobs:schedule:manage' },
+        schema: {
+          tags,
+          hide,
+          summary: 'Delete a schedule',
+          params: IdParams,
+          response: responses({ 204: Type.Null() }),
+        },
       },
-    },
-    async (request, reply) => {
-      await schedules.remove(request.ctx, request.params.id);
-      return reply.code(204).send(null);
-    },
-  );
+      async (request, reply) => {
+        await schedules.remove(request.ctx, request.params.id);
+        return reply.code(204).send(null);
+      },
+    );
+  }
 }
 
 const ScheduleSchema = Type.Object(

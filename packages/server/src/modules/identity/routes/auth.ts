@@ -16,7 +16,7 @@ const TokenPair = Type.Object(
   { $id: 'TokenPair' },
 );
 
-const Session = Type.Object(
+export const Session = Type.Object(
   {
     id: Type.String({ format: 'uuid' }),
     kind: Type.String(),
@@ -162,7 +162,14 @@ export async function authRoutes(
     '/api/v1/auth/jwks',
     {
       config: { auth: 'public' },
-      schema: { tags: ['auth'], summary: 'Public keys that sign access tokens', security: [] },
+      schema: {
+        tags: ['auth'],
+        summary: 'Public keys that sign access tokens',
+        security: [],
+        response: responses({
+          200: Type.Object({ keys: Type.Array(Type.Record(Type.String(), Type.Unknown())) }),
+        }),
+      },
     },
     async () => tokens.jwks(),
   );

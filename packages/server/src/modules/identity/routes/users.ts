@@ -5,6 +5,7 @@ import type { Server } from '../../../http/types.js';
 import type { TenantsService } from '../../tenants/index.js';
 import type { SessionsService } from '../sessions.js';
 import type { UsersService } from '../users.js';
+import { Session } from './auth.js';
 
 export const UserSchema = Type.Object(
   {
@@ -151,7 +152,12 @@ export async function userRoutes(
     '/api/v1/users/:id/sessions',
     {
       config: { permission: 'core:session:manage' },
-      schema: { ...tag, summary: "A user's active sessions", params: IdParams },
+      schema: {
+        ...tag,
+        summary: "A user's active sessions",
+        params: IdParams,
+        response: responses({ 200: Type.Array(Session) }),
+      },
     },
     async (request) => {
       await users.assertManageable(request.ctx, request.params.id);

@@ -1,6 +1,6 @@
 import multipart from '@fastify/multipart';
 import { Type } from '@sinclair/typebox';
-import { responses } from '../../../http/schemas.js';
+import { MULTIPART_FILE_BODY, responses } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
 import type { PermissionRegistry } from '../../../permissions.js';
 import type { StorageService } from '../service.js';
@@ -48,7 +48,11 @@ export async function storageRoutes(
       '/api/v1/storage/upload',
       {
         // the path is checked by normalizePath, whose error is the precise one
-        config: { permission: 'storage:file:write', rawStrings: ['querystring.path'] },
+        config: {
+          permission: 'storage:file:write',
+          rawStrings: ['querystring.path'],
+          documentedBody: MULTIPART_FILE_BODY,
+        },
         schema: {
           tags,
           summary: 'Upload a file (multipart/form-data with a "path" field, or the raw body with ?path=)',

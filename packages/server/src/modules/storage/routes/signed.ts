@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { type Static, Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { responses } from '../../../http/schemas.js';
+import { RAW_FILE_BODY, responses } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
 import { PlexicaError } from '../../../infra/errors.js';
 import type { PermissionRegistry } from '../../../permissions.js';
@@ -109,7 +109,7 @@ export function signedUploadRoute(s: Server, storage: StorageService): void {
   s.put(
     '/api/v1/storage/signed/*',
     {
-      config: { auth: 'signed', verifySignature: verifying(putGrant) },
+      config: { auth: 'signed', verifySignature: verifying(putGrant), documentedBody: RAW_FILE_BODY },
       schema: {
         tags,
         summary: 'Upload through a signed URL (no credential; the raw body is the file)',
