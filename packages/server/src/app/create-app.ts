@@ -206,6 +206,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       redisUrl: config.redisUrl,
       embedded: database.kind === 'pglite',
       audit: audit.service,
+      outbound,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
     // in module order (the order of MODULES)

@@ -1,12 +1,25 @@
 import type { TSchema } from '@sinclair/typebox';
-import { type TypeCheck, TypeCompiler } from '@sinclair/typebox/compiler';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { PlexicaError } from '../../infra/errors.js';
 import type { EnqueueInput, JobDefinition } from './service.js';
 
+/** Checks a payload: TypeBox's compiled check for types defined here, Ajv for declared ones. */
+export interface PayloadCheck {
+  Check(data: unknown): boolean;
+  Errors(data: unknown): Iterable<{ path: string; message: string }>;
+}
+
 /** A job type as registered, defaults applied. */
-export type Definition = Required<Omit<JobDefinition, 'schema' | 'retryDelaySeconds'>> & {
+export type Definition = Required<Omit<JobDefinition, 'schema' | 'retryDelaySeconds' | 'validate'>> & {
   retryDelaySeconds: number | undefined;
-  check?: TypeCheck<TSchema>;
+  schema?: TSchema;
+  check?: PayloadCheck;
+  validate?: JobDefinition['validate'];
+  /**
+   * Declared by another process (a worker) through `core.job_types`: this one
+   * checks and enqueues it, never runs it (its handler throws).
+   */
+  declared?: true;
 };
 
 const JOB_TYPE = /^[a-z][a-z0-9_.-]{0,99}$/;
@@ -14,7 +27,9 @@ const JOB_TYPE = /^[a-z][a-z0-9_.-]{0,99}$/;
 /** Checks `definition` and applies the defaults. @throws for a malformed or duplicate type (a programming error) */
 export function toDefinition(definition: JobDefinition, known: ReadonlyMap<string, Definition>): Definition {
   if (!JOB_TYPE.test(definition.type)) throw new Error(`job type "${definition.type}" is not module.action`);
-  if (known.has(definition.type)) throw new Error(`job type ${definition.type} is already defined`);
+  // a type another process declared may be defined here too: this process then runs it
+  if (known.has(definition.type) && !known.get(definition.type)?.declared)
+    throw new Error(`job type ${definition.type} is already defined`);
   return {
     type: definition.type,
     handler: definition.handler as JobDefinition['handler'],
@@ -23,7 +38,8 @@ export function toDefinition(definition: JobDefinition, known: ReadonlyMap<strin
     concurrency: definition.concurrency ?? 5,
     tenantConcurrency: definition.tenantConcurrency ?? 2,
     retryDelaySeconds: definition.retryDelaySeconds,
-    ...(definition.schema && { check: TypeCompiler.Compile(definition.schema) }),
+    ...(definition.schema && { schema: definition.schema, check: TypeCompiler.Compile(definition.schema) }),
+    ...(definition.validate && { validate: definition.validate }),
   };
 }
 

@@ -1,7 +1,9 @@
+import type { OutboundGuard } from '../../infra/net/outbound-guard.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { AuditService } from '../audit/index.js';
 import { type JobsConfig, jobsOptions } from './config.js';
 import { QUEUE_DRIVERS, type QueueDriverDeps } from './drivers/index.js';
+import { httpRequestJob } from './http-request.js';
 import { jobsMigrations } from './migrations.js';
 import { JOBS_PERMISSIONS } from './permissions.js';
 import { jobRoutes } from './routes.js';
@@ -9,6 +11,7 @@ import { createJobSchedulesService, type JobSchedulesService } from './schedules
 import { createJobQueueService, type JobQueueService } from './service.js';
 
 export type { JobsConfig } from './config.js';
+export type { HttpRequestData, HttpRequestResult } from './http-request.js';
 export type { JobSchedulesService } from './schedules.js';
 export type { EnqueueInput, JobDefinition, JobQueueService, JobRun, JobStatus } from './service.js';
 
@@ -27,6 +30,8 @@ export async function createJobsModule(
   deps: QueueDriverDeps & {
     config: JobsConfig;
     audit: AuditService;
+    /** What the built-in `http.request` type calls through. */
+    outbound: OutboundGuard;
     /** How long `close` waits for running handlers before giving their deliveries back. */
     shutdownTimeoutMs: number;
   },
@@ -34,6 +39,8 @@ export async function createJobsModule(
   const { db, logger, config, audit } = deps;
   const driver = await QUEUE_DRIVERS[config.jobsDriver].create(config, deps);
   const jobs = createJobQueueService({ db, driver, logger, audit });
+  // built in, so the API is useful without code: delayed and scheduled HTTP calls with retries
+  jobs.define(httpRequestJob(deps.outbound));
   const schedules = createJobSchedulesService({ db, jobs, logger, audit });
   return {
     name: 'jobs',
@@ -45,8 +52,14 @@ export async function createJobsModule(
       { name: 'jobs.cron', role: 'scheduler', intervalMs: 1000, run: () => schedules.tick() },
       // deliveries a crash interrupted, and jobs waiting for room in their window
       { name: 'jobs.sweep', role: 'scheduler', intervalMs: 30_000, run: () => jobs.sweep() },
+      // cron ticks enqueue in a transaction, which cannot look a type up: learn new ones here
+      { name: 'jobs.types', role: 'scheduler', intervalMs: 10_000, run: () => jobs.syncTypes() },
     ],
     async start(roles) {
+      // split roles agree on types: each declares what it defines and learns what others declared
+      await jobs
+        .syncTypes()
+        .catch((err: unknown) => logger.warn({ err }, 'could not share job types at start; retried later'));
       // every role enqueues (the api role through routes, the scheduler through cron), so every
       // role prepares the queues now: `enqueueIn` inside a transaction cannot prepare them itself
       await jobs

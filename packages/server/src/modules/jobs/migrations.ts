@@ -70,4 +70,20 @@ export const jobsMigrations: Migration[] = [
       await sql`create index job_schedules_tenant on core.job_schedules (tenant_id, created_at)`.execute(db);
     },
   },
+  {
+    // job types declared by the process that defines them, known to every role (declared.ts)
+    id: 'jobs/0003_job_types',
+    async up(db) {
+      await sql`create table core.job_types (
+        type text primary key,
+        schema jsonb,
+        max_attempts integer not null,
+        timeout_ms integer not null,
+        concurrency integer not null,
+        tenant_concurrency integer not null,
+        retry_delay_seconds double precision,
+        updated_at timestamptz not null default now()
+      )`.execute(db);
+    },
+  },
 ];

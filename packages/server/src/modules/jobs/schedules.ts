@@ -99,7 +99,7 @@ export function createJobSchedulesService(options: {
   return {
     async create(ctx, { type, cron, timezone, data = {} }) {
       const tenant = requireTenant(ctx);
-      jobs.check({ type, data });
+      await jobs.check({ type, data });
       const next = nextRun(cron, timezone ?? null, new Date());
       const row = await db.transaction().execute(async (trx) => {
         const created = await trx

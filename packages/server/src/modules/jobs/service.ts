@@ -7,6 +7,7 @@ import type { Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { UUID } from '../../infra/uuid.js';
 import type { AuditService } from '../audit/index.js';
+import { createDeclaredTypes } from './declared.js';
 import { checkInput, type Definition, toDefinition } from './definitions.js';
 import { createDispatcher } from './dispatch.js';
 import type { QueueDriver } from './drivers/queue-driver.js';
@@ -45,6 +46,12 @@ export interface JobDefinition<D = unknown> {
   tenantConcurrency?: number;
   /** First retry delay in seconds, doubling per attempt with jitter (default PLEXICA_JOBS_RETRY_DELAY). */
   retryDelaySeconds?: number;
+  /**
+   * Checks at enqueue that need I/O (a URL's host resolving to a public address,
+   * say), after `schema`; throws the 4xx to answer. Not run by `enqueueIn`,
+   * whose transaction may hold the only connection.
+   */
+  validate?(data: D): Promise<void>;
 }
 
 export interface JobStatus {
@@ -97,9 +104,15 @@ export interface JobQueueService {
   cancel(ctx: RequestContext, id: string): Promise<JobStatus>;
   /** Re-drives a failed or cancelled job from its first attempt. */
   retry(ctx: RequestContext, id: string): Promise<JobStatus>;
+  /** The types this process defines and those other processes declared (split roles). */
   types(): string[];
-  /** Throws PLX_JOB_TYPE_UNKNOWN / PLX_VALIDATION for an input `enqueue` would refuse. */
-  check(input: EnqueueInput): void;
+  /**
+   * Declares the types defined here in `core.job_types` and learns those other
+   * processes declared, so an api process accepts what only a worker runs.
+   */
+  syncTypes(): Promise<void>;
+  /** Throws PLX_JOB_TYPE_UNKNOWN / PLX_VALIDATION (or a type's own `validate` error) for what `enqueue` would refuse. */
+  check(input: EnqueueInput): Promise<void>;
   /**
    * Enqueues inside the caller's transaction: the job exists only if it
    * commits, and reaches its engine after the commit (a step `tx` runs). The
@@ -154,6 +167,7 @@ export function createJobQueueService(options: {
   const { db, driver, logger, audit } = options;
   const definitions = new Map<string, Definition>();
   const dispatcher = createDispatcher({ db, driver, definitions, logger });
+  const declared = createDeclaredTypes({ db, definitions, logger });
   const runner = createJobRunner({
     db,
     driver,
@@ -200,8 +214,18 @@ export function createJobQueueService(options: {
   const insert = (trx: Kysely<JobsTables>, ctx: RequestContext, tenant: TenantRef, inputs: EnqueueInput[]) =>
     insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit });
 
+  /** Everything `insertJobs` checks, and before it what needs I/O: types declared elsewhere, `validate`. */
+  const check = async (inputs: EnqueueInput[]) => {
+    await declared.ensure(inputs.map((i) => i.type));
+    for (const [index, input] of inputs.entries()) {
+      const { definition, data } = checkInput(definitions, input, inputs.length > 1 ? index : undefined);
+      await definition.validate?.(data);
+    }
+  };
+
   const enqueueAll = async (ctx: RequestContext, inputs: EnqueueInput[]) => {
     const tenant = requireTenant(ctx);
+    await check(inputs);
     await prepare(inputs.map((i) => i.type));
     let rows: Selectable<JobsTable>[];
     try {
@@ -276,6 +300,7 @@ export function createJobQueueService(options: {
           detail: `job ${id} is ${row.status}; only failed and cancelled jobs can be retried`,
         });
       }
+      await declared.ensure([row.type]);
       await prepare([row.type]);
       if (!definitions.has(row.type)) {
         throw new PlexicaError('PLX_JOB_TYPE_UNKNOWN', { detail: `no job type "${row.type}" is registered` });
@@ -310,9 +335,11 @@ export function createJobQueueService(options: {
     },
 
     types: () => [...definitions.keys()].sort(),
-    check(input) {
-      checkInput(definitions, input);
+    async syncTypes() {
+      await declared.publish();
+      await declared.refresh();
     },
+    check: (input) => check([input]),
     async enqueueIn(tx, ctx, input) {
       if (!queues.has(input.type) && definitions.has(input.type)) {
         // preparing needs the engine's own connection, which the open transaction may hold
@@ -340,6 +367,7 @@ export function createJobQueueService(options: {
       started = true;
       await prepare(definitions.keys());
       for (const definition of definitions.values()) {
+        if (definition.declared) continue;
         const queue = queueOf(definition.type);
         await driver.work(
           queue,

@@ -42,6 +42,18 @@ export interface JobSchedulesTable {
   updated_at: Timestamp;
 }
 
+/** A job type some process defines, so every role knows it (declared.ts). */
+export interface JobTypesTable {
+  type: string;
+  schema: ColumnType<unknown, string | null, string | null>;
+  max_attempts: number;
+  timeout_ms: number;
+  concurrency: number;
+  tenant_concurrency: number;
+  retry_delay_seconds: number | null;
+  updated_at: ColumnType<Date, Date | undefined, Date>;
+}
+
 /**
  * The jobs module's tables in `core`, and `core.tenants`, which the cron tick
  * reads in its transaction to skip deleted tenants.
@@ -49,4 +61,5 @@ export interface JobSchedulesTable {
 export interface JobsTables extends TenantsTables {
   'core.jobs': JobsTable;
   'core.job_schedules': JobSchedulesTable;
+  'core.job_types': JobTypesTable;
 }
