@@ -59,6 +59,7 @@ export async function startApp(engine: Engine, overrides: Partial<PlexicaConfig>
       },
     ),
   );
+  await app.bootstrapAdmin();
   return {
     app,
     async close() {

@@ -74,6 +74,7 @@ export async function createTestApp(
     },
   );
   const app = await createApp(config);
+  await app.bootstrapAdmin();
 
   const request: TestApp['request'] = async ({ method, url, token, tenant, body, headers = {} }) => {
     const response = await app.server.inject({

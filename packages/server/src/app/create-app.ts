@@ -21,6 +21,7 @@ import {
   createIdentityModule,
   type IdentityProvidersService,
   identityModule,
+  type PasswordChangesService,
   type RolesService,
   type SessionsService,
   type TokenIssuer,
@@ -67,6 +68,7 @@ export interface Services {
   apiKeys: ApiKeysService;
   roles: RolesService;
   providers: IdentityProvidersService;
+  passwords: PasswordChangesService;
   secrets: SecretsService;
   audit: AuditService;
   tokens: TokenIssuer;
@@ -86,8 +88,13 @@ export interface App {
   modules: PlexicaModule[];
   /** Where file contents live (filesystem or S3). */
   blobStore: BlobStore;
-  /** Set when this start created the first super admin with a generated password. */
-  bootstrap: Bootstrap | undefined;
+  /**
+   * Creates the first super admin if there is none (PLEXICA_ADMIN_EMAIL /
+   * PLEXICA_ADMIN_PASSWORD, or a generated password printed once); `start` calls
+   * it once the port is bound, so a port clash never prints a password that is
+   * then lost. Idempotent. @returns what it created, when it did
+   */
+  bootstrapAdmin(): Promise<Bootstrap | undefined>;
   /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, loops for scheduler. @returns the URL when listening */
   start(): Promise<string | undefined>;
   /** Graceful: stop accepting, finish in-flight requests, stop loops, close modules and engines. */
@@ -221,7 +228,11 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       if (result.failed.length > 0) logger.error({ failed: result.failed }, 'some tenants failed to migrate');
     }
     gauges.activeTenants = () => tenants.service.countActive();
-    const bootstrap = await bootstrapSuperAdmin(db, sliceOf(config, identityModule), logger);
+    let bootstrapped: Promise<Bootstrap | undefined> | undefined;
+    const bootstrapAdmin = () => {
+      bootstrapped ??= bootstrapSuperAdmin(db, sliceOf(config, identityModule), logger);
+      return bootstrapped;
+    };
 
     // a retried create within a day gets the first answer back
     const idempotency = createIdempotencyStore(db, 86_400);
@@ -286,13 +297,16 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         schedules: jobs.schedules,
       },
       blobStore: storage.store,
-      bootstrap,
+      bootstrapAdmin,
       async start() {
         const roles = rolesOf(config);
         for (const module of modules) await module.start?.(roles);
         loops.start(roles);
-        if (roles.has('api')) return server.listen({ port: config.port, host: config.host });
-        return undefined;
+        const url = roles.has('api')
+          ? await server.listen({ port: config.port, host: config.host })
+          : undefined;
+        await bootstrapAdmin();
+        return url;
       },
       close() {
         closing ??= (async () => {

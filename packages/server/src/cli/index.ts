@@ -24,6 +24,31 @@ const parseRole = (value: string): Role => {
   return value as Role;
 };
 
+const parsePort = (value: string): number => {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535)
+    throw new InvalidArgumentError(`must be an integer from 0 to 65535 (got ${value})`);
+  return port;
+};
+
+/** A listen failure said in terms of the setting to change. */
+function explainStartError(err: unknown, config: PlexicaConfig): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === 'EADDRINUSE')
+    return new Error(
+      `port ${config.port} on ${config.host} is in use by another process (EADDRINUSE): ` +
+        'stop it, or choose another port with PLEXICA_PORT or --port',
+      { cause: err },
+    );
+  if (code === 'EACCES')
+    return new Error(
+      `no permission to listen on port ${config.port} (EACCES): ports below 1024 need privileges; ` +
+        'choose another with PLEXICA_PORT or --port',
+      { cause: err },
+    );
+  return err;
+}
+
 export function buildCli(): Command {
   const program = new Command('plexica').description('Multi-tenant platform core').showHelpAfterError();
 
@@ -31,14 +56,18 @@ export function buildCli(): Command {
     .command('start')
     .description('Start Plexica (API, workers and scheduler unless --role says otherwise)')
     .option('--role <role>', `one of ${ROLES.join(', ')}`, parseRole)
-    .option('--port <port>', 'HTTP port (overrides PLEXICA_PORT)')
-    .action(async (options: { role?: Role; port?: string }) => {
+    .option('--port <port>', 'HTTP port (overrides PLEXICA_PORT)', parsePort)
+    .action(async (options: { role?: Role; port?: number }) => {
       const config = loadConfig(process.env, {
         ...(options.role && { role: options.role }),
-        ...(options.port && { port: Number(options.port) }),
+        ...(options.port !== undefined && { port: options.port }),
       });
       const app = await createApp(config);
-      const address = await app.start();
+      const address = await app.start().catch(async (err: unknown) => {
+        // release the data dir and connections before saying why
+        await app.close().catch(() => {});
+        throw explainStartError(err, config);
+      });
       app.logger.info({ address, role: config.role, database: app.database.kind }, 'plexica started');
       let stopping = false;
       const stop = (signal: string) => {
@@ -133,6 +162,23 @@ export function buildCli(): Command {
           );
         }
         if (result.failed.length > 0) process.exitCode = 1;
+      });
+    });
+
+  program
+    .command('admin')
+    .description('Operator recovery')
+    .command('reset-password <email>')
+    .description(
+      'Give the super admin with this email (or, with --tenant, that tenant user) a new generated ' +
+        'password, printed once, and end every session of theirs',
+    )
+    .option('--tenant <slug>', 'the tenant of the user (default: a super admin)')
+    .action(async (email: string, options: { tenant?: string }) => {
+      await withApp({}, async (app) => {
+        const { password } = await app.services.passwords.reset(email, options.tenant);
+        console.log(`new password for ${email}${options.tenant ? ` in ${options.tenant}` : ''}: ${password}`);
+        console.log('(shown once; every session of this user has ended)');
       });
     });
 

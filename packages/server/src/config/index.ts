@@ -76,7 +76,10 @@ export function loadConfig(
   }
   const knownEnv = new Set([...Object.values(OPTIONS).map((o) => o.env), ...CLI_VARIABLES]);
   for (const name of Object.keys(env)) {
-    if (name.startsWith('PLEXICA_') && !knownEnv.has(name)) problems.push(`${name}: unknown setting`);
+    if (name.startsWith('PLEXICA_') && !knownEnv.has(name)) {
+      const near = closest(name, knownEnv);
+      problems.push(`${name}: unknown setting${near ? ` (did you mean ${near}?)` : ''}`);
+    }
   }
 
   const config: Record<string, unknown> = {};
@@ -106,6 +109,33 @@ export function loadConfig(
   const result = config as unknown as PlexicaConfig;
   result.dataDir = path.resolve(result.dataDir);
   return result;
+}
+
+/** The known name within two edits of `name` (a typo such as PLEXICA_PROT), if any. */
+function closest(name: string, known: Iterable<string>): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const candidate of known) {
+    const distance = editDistance(name, candidate);
+    if (distance <= 2 && (!best || distance < best.distance)) best = { name: candidate, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance with adjacent transpositions counted as one edit (PROT → PORT). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let value = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        value = Math.min(value, d[i - 2]![j - 2]! + 1);
+      }
+      d[i]![j] = value;
+    }
+  }
+  return d[a.length]![b.length]!;
 }
 
 /** A module's own settings out of the whole configuration: what its front file receives. */

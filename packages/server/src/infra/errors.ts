@@ -61,6 +61,14 @@ export const ERROR_CODES = {
   PLX_USER_NOT_FOUND: { kind: 'not_found', title: 'User not found' },
   PLX_USER_EMAIL_TAKEN: { kind: 'conflict', title: 'A user with this email already exists' },
   PLX_PASSWORD_TOO_WEAK: { kind: 'invalid', title: 'Password does not meet the policy' },
+  PLX_CURRENT_PASSWORD_INVALID: {
+    kind: 'invalid',
+    title: 'The current password given is not the current password',
+  },
+  PLX_PASSWORD_NOT_SET: {
+    kind: 'conflict',
+    title: 'This account has no password here (it signs in through its identity provider)',
+  },
   PLX_SESSION_NOT_FOUND: { kind: 'not_found', title: 'Session not found' },
   PLX_API_KEY_NOT_FOUND: { kind: 'not_found', title: 'API key not found' },
   PLX_API_KEY_PERMISSION_NOT_HELD: {

@@ -34,6 +34,7 @@ describe('embedded database (PGlite behind a worker thread)', () => {
 
   it('keeps data, keys and sessions across a restart', async () => {
     const first = await createApp(config);
+    expect(await first.bootstrapAdmin()).toMatchObject({ email: expect.any(String) });
     const token = await login(first);
     const created = await first.server.inject({
       method: 'POST',
@@ -46,7 +47,7 @@ describe('embedded database (PGlite behind a worker thread)', () => {
 
     const second = await createApp(config);
     try {
-      expect(second.bootstrap).toBeUndefined();
+      expect(await second.bootstrapAdmin()).toBeUndefined();
       // the access token from before the restart still verifies: same signing key, same session
       const list = await second.server.inject({
         method: 'GET',
@@ -63,6 +64,7 @@ describe('embedded database (PGlite behind a worker thread)', () => {
   it('serves many concurrent requests through its single connection without protocol errors', async () => {
     const app = await createApp(config);
     try {
+      await app.bootstrapAdmin();
       const token = await login(app);
       const headers = { authorization: `Bearer ${token}`, 'x-tenant-id': 'durable' };
       const requests = Array.from({ length: 120 }, (_, i) =>

@@ -1,6 +1,7 @@
 import { Kysely, type LogEvent, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { DatabaseConnectError } from './connect-errors.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
 
 /**
@@ -47,6 +48,11 @@ export async function openDatabase(
   let pool: pg.Pool;
   if (config.databaseUrl) {
     pool = new pg.Pool({ connectionString: config.databaseUrl, max: config.databasePoolSize });
+    // fail at once, naming the setting, rather than at the first migration with a bare code
+    await pool.query('select 1').catch(async (err: unknown) => {
+      await pool.end().catch(() => {});
+      throw new DatabaseConnectError(config.databaseUrl!, err);
+    });
   } else {
     embedded = await startEmbeddedPostgres(config.dataDir, 2);
     // PGlite runs one query at a time in one session, and pglite-socket's multiplexer

@@ -27,7 +27,16 @@ export async function bootstrapSuperAdmin(
     .where('is_super_admin', '=', true)
     .limit(1)
     .executeTakeFirst();
-  if (existing) return undefined;
+  if (existing) {
+    // an env password on an existing install would otherwise be silently ignored
+    if (config.adminPassword) {
+      logger.warn(
+        'PLEXICA_ADMIN_PASSWORD is set but a super admin exists already, so it is ignored; ' +
+          'to recover a lost password run: plexica admin reset-password <email>',
+      );
+    }
+    return undefined;
+  }
   const email = config.adminEmail ?? 'admin@plexica.local';
   const generated = config.adminPassword ? undefined : randomBytes(18).toString('base64url');
   const password = config.adminPassword ?? generated!;

@@ -18,6 +18,7 @@ import { createIdentityLinksService, type IdentityLinksService } from './identit
 import { createIdentityProvidersService, type IdentityProvidersService } from './identity-providers.js';
 import { identityMigrations } from './migrations.js';
 import { createOidcVerifier } from './oidc.js';
+import { createPasswordChangesService, type PasswordChangesService } from './password-changes.js';
 import { CORE_PERMISSIONS } from './permissions.js';
 import { createRolesService, type RolesService } from './roles.js';
 import { accessRoutes } from './routes/access.js';
@@ -33,6 +34,7 @@ export type { Authenticator } from './authenticate.js';
 export { type Bootstrap, bootstrapSuperAdmin } from './bootstrap.js';
 export type { IdentityConfig } from './config.js';
 export type { IdentityProvidersService } from './identity-providers.js';
+export type { PasswordChangesService } from './password-changes.js';
 export type { RolesService } from './roles.js';
 export type { SessionsService } from './sessions.js';
 export type { TokenIssuer } from './tokens.js';
@@ -57,6 +59,7 @@ export interface IdentityServices {
   roles: RolesService;
   providers: IdentityProvidersService;
   links: IdentityLinksService;
+  passwords: PasswordChangesService;
   tokens: TokenIssuer;
   authenticator: Authenticator;
 }
@@ -101,6 +104,7 @@ export async function createIdentityModule(deps: {
     logger,
   });
   const links = createIdentityLinksService({ db, registry, roles, audit, verifier: oidc });
+  const passwords = createPasswordChangesService({ db, sessions, tenants, audit });
   const authenticator = createAuthenticator({ db, tokens, oidc, registry, logger });
   const service: IdentityServices = {
     users,
@@ -109,6 +113,7 @@ export async function createIdentityModule(deps: {
     roles,
     providers,
     links,
+    passwords,
     tokens,
     authenticator,
   };
@@ -118,7 +123,7 @@ export async function createIdentityModule(deps: {
     name: 'identity',
     service,
     async routes(server) {
-      await authRoutes(server, { sessions, tokens });
+      await authRoutes(server, { sessions, tokens, passwords });
       await userRoutes(server, { users, sessions, tenants });
       await accessRoutes(server, { apiKeys, roles, providers, links, registry });
     },

@@ -19,9 +19,9 @@ export async function verifyPassword(hash: string | null | undefined, password: 
 }
 
 /** At least 10 characters and not one repeated character; at most 256 (argon2 input bound). */
-export function assertPasswordPolicy(password: string): void {
+export function assertPasswordPolicy(password: string, field = 'password'): void {
   const fail = (message: string) =>
-    new PlexicaError('PLX_PASSWORD_TOO_WEAK', { detail: message, errors: [{ field: 'password', message }] });
+    new PlexicaError('PLX_PASSWORD_TOO_WEAK', { detail: message, errors: [{ field, message }] });
   if (password.length < 10) throw fail('password must be at least 10 characters');
   if (password.length > 256) throw fail('password must be at most 256 characters');
   if (new Set(password).size < 4) throw fail('password must use at least 4 different characters');

@@ -59,8 +59,8 @@ export interface SessionsService {
   logout(ctx: RequestContext, refreshToken?: string): Promise<void>;
   list(ctx: RequestContext, userId: string): Promise<SessionInfo[]>;
   revoke(ctx: RequestContext, userId: string, sessionId: string): Promise<void>;
-  /** Revokes every session of a user (password change, disable, delete). */
-  revokeAll(userId: string, db?: Executor): Promise<void>;
+  /** Revokes every session of a user (password change, disable, delete), but `exceptSessionId`. */
+  revokeAll(userId: string, db?: Executor, exceptSessionId?: string): Promise<void>;
 }
 
 const hashToken = (token: string): string => createHash('sha256').update(token).digest('hex');
@@ -295,13 +295,14 @@ export function createSessionsService(options: {
       if (Number(result.numUpdatedRows) === 0) throw new PlexicaError('PLX_SESSION_NOT_FOUND');
     },
 
-    async revokeAll(userId, trx = db) {
-      await trx
+    async revokeAll(userId, trx = db, exceptSessionId) {
+      let query = trx
         .updateTable('core.sessions')
         .set({ revoked_at: new Date() })
         .where('user_id', '=', userId)
-        .where('revoked_at', 'is', null)
-        .execute();
+        .where('revoked_at', 'is', null);
+      if (exceptSessionId) query = query.where('id', '<>', exceptSessionId);
+      await query.execute();
     },
   };
 }

@@ -33,6 +33,8 @@ function parseKey(text: string): Buffer {
 export async function resolveMasterKeys(
   config: SecretsConfig & { databaseUrl: string | undefined; dataDir: string },
   logger: Logger,
+  /** How many secrets are stored already: a missing key file beside them is lost, not new. */
+  storedSecrets: () => Promise<number> = async () => 0,
 ): Promise<MasterKey[]> {
   if (config.masterKey.length > 0) {
     return config.masterKey.map((text) => {
@@ -52,6 +54,14 @@ export async function resolveMasterKeys(
     text = (await readFile(file, 'utf8')).trim();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    const stored = await storedSecrets();
+    if (stored > 0) {
+      // a new key beside them would leave every one undecryptable, and hide that the old one is lost
+      throw new ConfigError([
+        `${file} is missing, but ${stored} secret(s) encrypted with it are stored: restore the file ` +
+          'from a backup of the data dir, or set PLEXICA_MASTER_KEY to that key',
+      ]);
+    }
     await mkdir(dir, { recursive: true, mode: 0o700 });
     text = randomBytes(32).toString('base64');
     await writeFile(file, `${text}\n`, { mode: 0o600, flag: 'wx' });

@@ -1,9 +1,10 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestApp, TEST_MASTER_KEY, type TestApp } from '../../../test/harness.js';
+import { createApp } from '../../app/create-app.js';
 import { ConfigError, loadConfig } from '../../config/index.js';
 import { type MasterKey, masterKeyId, resolveMasterKeys } from './master-key.js';
 import { createSecretsService } from './service.js';
@@ -179,6 +180,24 @@ describe('configuration', () => {
         silent,
       );
       expect(keys.map((k) => k.id)).toEqual([key(5).id, key(6).id]);
+    });
+    it('refuses to start when the key file is lost while secrets encrypted with it are stored', async () => {
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-lost-key-'));
+      try {
+        await cp(inject('pgliteTemplate'), path.join(dataDir, 'pgdata'), { recursive: true });
+        const config = loadConfig({}, { dataDir, logLevel: 'silent' });
+        // the first start generates the key and stores the token signing key under it
+        await (await createApp(config)).close();
+        await rm(path.join(dataDir, 'keys', 'master.key'));
+        await expect(createApp(config)).rejects.toThrowError(
+          /master\.key is missing, but \d+ secret\(s\) encrypted with it are stored: restore the file/,
+        );
+        await expect(stat(path.join(dataDir, 'keys', 'master.key'))).rejects.toMatchObject({
+          code: 'ENOENT',
+        });
+      } finally {
+        await rm(dataDir, { recursive: true, force: true });
+      }
     });
   });
 });

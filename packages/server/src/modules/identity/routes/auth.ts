@@ -3,6 +3,7 @@ import type { Principal } from '../../../context.js';
 import { responses } from '../../../http/schemas.js';
 import type { Server } from '../../../http/types.js';
 import { PlexicaError } from '../../../infra/errors.js';
+import type { PasswordChangesService } from '../password-changes.js';
 import type { SessionsService } from '../sessions.js';
 import type { TokenIssuer } from '../tokens.js';
 
@@ -43,9 +44,9 @@ const Me = Type.Object({
 /** Login, refresh, logout, the caller's own identity and sessions, and the public JWKS. */
 export async function authRoutes(
   server: Server,
-  deps: { sessions: SessionsService; tokens: TokenIssuer },
+  deps: { sessions: SessionsService; tokens: TokenIssuer; passwords: PasswordChangesService },
 ): Promise<void> {
-  const { sessions, tokens } = deps;
+  const { sessions, tokens, passwords } = deps;
   server.post(
     '/api/v1/auth/login',
     {
@@ -155,6 +156,31 @@ export async function authRoutes(
     },
     async (request, reply) => {
       await sessions.revoke(request.ctx, ownUserId(request.ctx.principal), request.params.id);
+      return reply.status(204).send(null);
+    },
+  );
+  server.post(
+    '/api/v1/auth/password',
+    {
+      config: { auth: 'authenticated' },
+      schema: {
+        tags: ['auth'],
+        summary: 'Change your own password (with the current one); your other sessions end',
+        description:
+          'Any user may, without core:user:update. The new password: 10 to 256 characters, at least 4 ' +
+          'different ones. The session making the change stays signed in.',
+        body: Type.Object(
+          {
+            currentPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+            newPassword: Type.String({ minLength: 1, maxLength: 1024 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: responses({ 204: Type.Null() }),
+      },
+    },
+    async (request, reply) => {
+      await passwords.changeOwn(request.ctx, request.body);
       return reply.status(204).send(null);
     },
   );
