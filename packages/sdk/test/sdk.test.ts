@@ -76,6 +76,15 @@ describe('@plexica/sdk', () => {
     expect(key.prefix).toMatch(/^plx_/);
     const withKey = createClient({ baseUrl, token: secret });
     expect((await withKey.users.list()).items.map((u) => u.email)).toEqual(['sdk@co.test']);
+
+    await asUser.auth.changePassword('sdk-password-12', 'sdk-password-34');
+    expect((await asUser.auth.me()).userId).toBe(user.id);
+    const relogin = await createClient({ baseUrl }).auth.login({
+      email: 'sdk@co.test',
+      password: 'sdk-password-34',
+      tenant: 'sdk-co',
+    });
+    expect(relogin.accessToken).toEqual(expect.any(String));
   });
 
   it('throws PlexicaApiError with the problem code', async () => {

@@ -18,6 +18,9 @@ export function createAuthResource({ api }: Transport) {
     me: () => unwrap(api.GET('/api/v1/auth/me')),
     sessions: () => unwrap(api.GET('/api/v1/auth/sessions')),
     revokeSession: (sessionId: string) => unwrap(api.DELETE('/api/v1/auth/sessions/{id}', byId(sessionId))),
+    /** Your own password, with the current one; your other sessions end. */
+    changePassword: (currentPassword: string, newPassword: string) =>
+      unwrap(api.POST('/api/v1/auth/password', { body: { currentPassword, newPassword } })),
   };
 }
 
