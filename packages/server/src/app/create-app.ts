@@ -101,8 +101,20 @@ export interface App {
   close(): Promise<void>;
 }
 
-export function createLogger(config: Pick<PlexicaConfig, 'logLevel'>): Logger {
+/**
+ * JSON lines for log collectors; for a person at a terminal (`auto` on a TTY,
+ * or `pretty`), pino-pretty's coloured one-line form instead.
+ */
+export function createLogger(config: Pick<PlexicaConfig, 'logLevel' | 'logFormat'>): Logger {
+  const pretty =
+    config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
   return pino({
+    ...(pretty && {
+      transport: {
+        target: 'pino-pretty',
+        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' },
+      },
+    }),
     level: config.logLevel,
     base: { service: 'plexica' },
     redact: {
@@ -256,6 +268,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       };
     }
     await healthRoutes(server, {
+      metricsToken: config.metricsToken,
       checks,
       ready: () => database.ping(),
       metricsText: async () => ({

@@ -1,10 +1,21 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { Server } from '../http/types.js';
+import { PlexicaError } from '../infra/errors.js';
 
 export interface HealthDeps {
   /** Each dependency's round-trip check in milliseconds; throws when down. */
   checks: Record<string, () => Promise<number>>;
   ready: () => Promise<number>;
   metricsText: () => Promise<{ contentType: string; body: string }>;
+  /** When set, `/metrics` needs it as a bearer token. */
+  metricsToken?: string | undefined;
+}
+
+/** Constant-time: the token is compared without telling how much of it matched. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(/^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1] ?? '');
+  const expected = Buffer.from(token);
+  return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
 /** Concurrent callers share one in-flight run of `fn` (probes from many replicas cost one check). */
@@ -45,7 +56,12 @@ export async function healthRoutes(server: Server, deps: HealthDeps): Promise<vo
       return reply.status(503).send({ status: 'not_ready' });
     }
   });
-  server.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  server.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (deps.metricsToken && !bearerMatches(request.headers.authorization, deps.metricsToken)) {
+      throw new PlexicaError('PLX_AUTH_REQUIRED', {
+        detail: '/metrics needs the bearer token of PLEXICA_METRICS_TOKEN',
+      });
+    }
     const { contentType, body } = await deps.metricsText();
     return reply.type(contentType).send(body);
   });

@@ -7,6 +7,7 @@ import { PROCESS_ROLES } from '../module.js';
 export const ROLES = ['all', ...PROCESS_ROLES] as const;
 export type Role = (typeof ROLES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 /** Settings of the program itself: HTTP, database, Redis, roles, limits shared by every module. */
 export interface KernelConfig {
@@ -18,6 +19,9 @@ export interface KernelConfig {
   redisUrl: string | undefined;
   role: Role;
   logLevel: (typeof LOG_LEVELS)[number];
+  logFormat: (typeof LOG_FORMATS)[number];
+  /** When set, GET /metrics needs `Authorization: Bearer <it>`. */
+  metricsToken: string | undefined;
   bodyLimit: number;
   corsOrigins: string[];
   /** Proxies in front of the server: a hop count (0 = none) or their addresses and CIDRs. */
@@ -81,6 +85,19 @@ export const kernelOptions: ConfigFragment<KernelConfig>['options'] = {
     kind: { type: 'enum', values: LOG_LEVELS },
     default: 'info',
     description: 'Log level',
+  },
+  logFormat: {
+    env: 'PLEXICA_LOG_FORMAT',
+    kind: { type: 'enum', values: LOG_FORMATS },
+    default: 'auto',
+    description:
+      'Log lines: `json` (one object per line), `pretty` (for people), `auto` = pretty when stdout is a terminal',
+  },
+  metricsToken: {
+    env: 'PLEXICA_METRICS_TOKEN',
+    kind: { type: 'string' },
+    description:
+      'When set, `GET /metrics` needs `Authorization: Bearer <token>` (401 otherwise); unset = open',
   },
   bodyLimit: {
     env: 'PLEXICA_BODY_LIMIT',

@@ -63,6 +63,10 @@ for (const kind of DATABASES) {
       // a tenant user is not a super admin: no tenant means the super-admin realm
       const noTenant = await login({ email: 'same@example.test', password: 'acme-password-1' });
       expect(noTenant.status).toBe(401);
+      // the answer says how to log in as a tenant user (as it would for any email: nothing leaks)
+      expect(noTenant.body.detail).toContain('a tenant user must name the tenant');
+      const ghost = await login({ email: 'ghost@plexica.test', password: 'whatever-123' });
+      expect(ghost.body.detail).toBe(noTenant.body.detail);
     });
 
     it.each([

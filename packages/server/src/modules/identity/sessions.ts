@@ -136,7 +136,16 @@ export function createSessionsService(options: {
       if (!(await verifyPassword(user?.password_hash, password)) || !user) {
         // the same record for an unknown email and a wrong password, as the response is the same
         await recordFailure({ email: normalized, reason: 'invalid_credentials' });
-        throw new PlexicaError('PLX_AUTH_INVALID_CREDENTIALS');
+        // said whatever the account: without a tenant only super admins are looked up
+        throw new PlexicaError(
+          'PLX_AUTH_INVALID_CREDENTIALS',
+          tenant
+            ? {}
+            : {
+                detail:
+                  'wrong email or password; a tenant user must name the tenant ("tenant": its slug or id)',
+              },
+        );
       }
       if (user.status !== 'active') {
         // the response already says the account exists and the password was right
