@@ -16,11 +16,12 @@ describe('operator defaults: /metrics behind a token, logs for people at a termi
   afterAll(() => t?.close());
 
   it('answers /metrics only with the bearer token of PLEXICA_METRICS_TOKEN', async () => {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       {},
       { authorization: 'Bearer wrong' },
       { authorization: 'Bearer scrape-token-12345' },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const res = await t.request({ method: 'GET', url: '/metrics', headers });
       expect(res.status, JSON.stringify(headers)).toBe(401);
       expect(String(res.headers['content-type'])).toContain('application/problem+json');
