@@ -88,6 +88,8 @@ const NOT_TENANT_DATA = new Set([
   'POST /api/v1/auth/logout',
   'GET /api/v1/auth/jwks',
   'GET /api/v1/auth/me',
+  // the caller's own password, whoever the caller is
+  'POST /api/v1/auth/password',
   'GET /api/v1/permissions',
 ]);
 

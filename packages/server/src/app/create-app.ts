@@ -16,6 +16,7 @@ import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole }
 import { type AuditService, createAuditModule } from '../modules/audit/index.js';
 import {
   type ApiKeysService,
+  announceBootstrap,
   type Bootstrap,
   bootstrapSuperAdmin,
   createIdentityModule,
@@ -26,6 +27,7 @@ import {
   type SessionsService,
   type TokenIssuer,
   type UsersService,
+  undoBootstrap,
 } from '../modules/identity/index.js';
 import { MODULES } from '../modules/index.js';
 import {
@@ -90,9 +92,10 @@ export interface App {
   blobStore: BlobStore;
   /**
    * Creates the first super admin if there is none (PLEXICA_ADMIN_EMAIL /
-   * PLEXICA_ADMIN_PASSWORD, or a generated password printed once); `start` calls
-   * it once the port is bound, so a port clash never prints a password that is
-   * then lost. Idempotent. @returns what it created, when it did
+   * PLEXICA_ADMIN_PASSWORD, or a generated password). `start` calls it before
+   * listening and prints a generated password only once the port is bound; a
+   * failed listen takes the new admin back, so the next start makes and prints
+   * another instead of a password nobody saw. Idempotent. @returns what it created
    */
   bootstrapAdmin(): Promise<Bootstrap | undefined>;
   /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, loops for scheduler. @returns the URL when listening */
@@ -315,10 +318,20 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         const roles = rolesOf(config);
         for (const module of modules) await module.start?.(roles);
         loops.start(roles);
-        const url = roles.has('api')
-          ? await server.listen({ port: config.port, host: config.host })
-          : undefined;
-        await bootstrapAdmin();
+        const created = await bootstrapAdmin();
+        let url: string | undefined;
+        if (roles.has('api')) {
+          try {
+            url = await server.listen({ port: config.port, host: config.host });
+          } catch (err) {
+            if (created) {
+              await undoBootstrap(db, created).catch(() => {});
+              bootstrapped = undefined;
+            }
+            throw err;
+          }
+        }
+        if (created) announceBootstrap(created, logger);
         return url;
       },
       close() {

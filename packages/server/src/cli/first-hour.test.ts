@@ -58,7 +58,7 @@ describe('plexica CLI: errors that name the setting, and admin recovery', () => 
     expect(clash.code).toBe(1);
     expect(clash.stderr).toContain(`port ${takenPort} on 127.0.0.1 is in use`);
     expect(clash.stderr).toContain('PLEXICA_PORT');
-    // the super admin is created only once the port is bound: none exists yet
+    // the super admin made for this start was taken back with the failed listen: none exists
     expect(clash.stderr).not.toContain('password:');
     const reset = await plexica(['admin', 'reset-password', 'admin@plexica.local']);
     expect(reset.code).toBe(1);

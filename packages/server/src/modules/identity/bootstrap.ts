@@ -9,6 +9,7 @@ import type { IdentityTables } from './tables.js';
 /** Who the first start made super admin; `generatedPassword` when it chose the password. */
 export interface Bootstrap {
   email: string;
+  userId: string;
   generatedPassword?: string;
 }
 
@@ -40,8 +41,9 @@ export async function bootstrapSuperAdmin(
   const email = config.adminEmail ?? 'admin@plexica.local';
   const generated = config.adminPassword ? undefined : randomBytes(18).toString('base64url');
   const password = config.adminPassword ?? generated!;
+  let userId: string;
   try {
-    await db
+    const row = await db
       .insertInto('core.users')
       .values({
         tenant_id: null,
@@ -52,18 +54,38 @@ export async function bootstrapSuperAdmin(
         roles: JSON.stringify(['super_admin']),
         display_name: 'Super admin',
       })
-      .execute();
+      .returning('id')
+      .executeTakeFirstOrThrow();
+    userId = row.id;
   } catch (err) {
     if (isUniqueViolation(err)) return undefined; // another instance won the race
     throw err;
   }
-  if (generated) {
-    logger.warn({ email }, 'created the super admin with a generated password (printed once to stderr)');
-    process.stderr.write(
-      `\n  Plexica super admin: ${email}\n  password: ${generated}\n  (shown once; set PLEXICA_ADMIN_PASSWORD to choose it)\n\n`,
-    );
-  } else {
-    logger.info({ email }, 'created the super admin from PLEXICA_ADMIN_EMAIL/PLEXICA_ADMIN_PASSWORD');
-  }
-  return { email, ...(generated && { generatedPassword: generated }) };
+  logger.info(
+    { email },
+    generated
+      ? 'created the super admin'
+      : 'created the super admin from PLEXICA_ADMIN_EMAIL/PLEXICA_ADMIN_PASSWORD',
+  );
+  return { email, userId, ...(generated && { generatedPassword: generated }) };
+}
+
+/**
+ * Prints a generated password, once: called when the start went through (the
+ * port is bound), so a failed start never shows a password that is then lost.
+ */
+export function announceBootstrap(bootstrap: Bootstrap, logger: Logger): void {
+  if (!bootstrap.generatedPassword) return;
+  logger.warn(
+    { email: bootstrap.email },
+    'the super admin has a generated password (printed once to stderr)',
+  );
+  process.stderr.write(
+    `\n  Plexica super admin: ${bootstrap.email}\n  password: ${bootstrap.generatedPassword}\n  (shown once; set PLEXICA_ADMIN_PASSWORD to choose it)\n\n`,
+  );
+}
+
+/** Takes back a super admin this start created, when the start failed before announcing it. */
+export async function undoBootstrap(db: Kysely<IdentityTables>, bootstrap: Bootstrap): Promise<void> {
+  await db.deleteFrom('core.users').where('id', '=', bootstrap.userId).execute();
 }

@@ -31,7 +31,7 @@ import { createUsersService, type UsersService } from './users.js';
 
 export type { ApiKeysService } from './api-keys.js';
 export type { Authenticator } from './authenticate.js';
-export { type Bootstrap, bootstrapSuperAdmin } from './bootstrap.js';
+export { announceBootstrap, type Bootstrap, bootstrapSuperAdmin, undoBootstrap } from './bootstrap.js';
 export type { IdentityConfig } from './config.js';
 export type { IdentityProvidersService } from './identity-providers.js';
 export type { PasswordChangesService } from './password-changes.js';
