@@ -1,41 +1,19 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ensureBuilt, runPlexica } from '../../test/cli-runner.js';
 
-const run = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const bin = path.join(root, 'packages/server/bin/plexica.js');
 const keyA = Buffer.alloc(32, 1).toString('base64');
 const keyB = Buffer.alloc(32, 2).toString('base64');
 
 describe('plexica CLI (built program, embedded database)', () => {
   let dataDir: string;
-  const plexica = async (args: string[], env: Record<string, string> = {}) => {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
-        env: {
-          PATH: process.env.PATH,
-          PLEXICA_DATA_DIR: dataDir,
-          PLEXICA_ADMIN_PASSWORD: 'cli-admin-pw-1',
-          ...env,
-        },
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  };
+  const plexica = (args: string[], env: Record<string, string> = {}) =>
+    runPlexica(args, { PLEXICA_DATA_DIR: dataDir, PLEXICA_ADMIN_PASSWORD: 'cli-admin-pw-1', ...env });
 
   beforeAll(async () => {
-    if (!existsSync(path.join(root, 'packages/server/dist/main.js'))) {
-      await run('npm', ['run', 'build'], { cwd: root });
-    }
+    await ensureBuilt();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-cli-'));
     await cp(inject('pgliteTemplate'), path.join(dataDir, 'pgdata'), { recursive: true });
   });

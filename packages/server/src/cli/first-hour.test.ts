@@ -1,38 +1,21 @@
-import { execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-
-const run = promisify(execFile);
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../..');
-const bin = path.join(root, 'packages/server/bin/plexica.js');
+import { ensureBuilt, PLEXICA_BIN, runPlexica } from '../../test/cli-runner.js';
 
 /** What a newcomer meets in the first hour: each mistake answered in terms of the setting to change. */
 describe('plexica CLI: errors that name the setting, and admin recovery', () => {
   let dataDir: string;
   let taken: Server;
   let takenPort: number;
-  const plexica = async (args: string[], env: Record<string, string> = {}) => {
-    try {
-      const { stdout, stderr } = await run(process.execPath, [bin, ...args], {
-        env: { PATH: process.env.PATH, PLEXICA_DATA_DIR: dataDir, PLEXICA_LOG_LEVEL: 'warn', ...env },
-      });
-      return { code: 0, stdout, stderr };
-    } catch (err) {
-      const e = err as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  };
+  const plexica = (args: string[], env: Record<string, string> = {}) =>
+    runPlexica(args, { PLEXICA_DATA_DIR: dataDir, PLEXICA_LOG_LEVEL: 'warn', ...env });
 
   beforeAll(async () => {
-    if (!existsSync(path.join(root, 'packages/server/dist/main.js'))) {
-      await run('npm', ['run', 'build'], { cwd: root });
-    }
+    await ensureBuilt();
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-first-hour-'));
     await cp(inject('pgliteTemplate'), path.join(dataDir, 'pgdata'), { recursive: true });
     taken = createServer().listen(0, '127.0.0.1');
@@ -86,7 +69,7 @@ describe('plexica CLI: errors that name the setting, and admin recovery', () => 
   /** Runs `plexica start` until its output matches `until`, then stops it. @returns all it printed */
   const startUntil = (env: Record<string, string>, until: RegExp) =>
     new Promise<string>((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, 'start', '--port', '0'], {
+      const child = spawn(process.execPath, [PLEXICA_BIN, 'start', '--port', '0'], {
         env: { PATH: process.env.PATH, PLEXICA_DATA_DIR: dataDir, PLEXICA_LOG_LEVEL: 'info', ...env },
       });
       let output = '';
