@@ -19,6 +19,7 @@ export async function connectRedisSignals(options: {
   const subscriber = new Redis(url, { ...settings, enableOfflineQueue: true });
   const publisher = new Redis(url, settings);
   let down = false;
+  let closed = false;
   for (const connection of [subscriber, publisher])
     connection.on('error', (err) =>
       logger.warn({ err: err.message }, 'cluster signal connection (Redis) failed'),
@@ -44,12 +45,13 @@ export async function connectRedisSignals(options: {
   }
   return {
     get connected() {
-      return subscriber.status === 'ready' && publisher.status === 'ready';
+      return !closed && subscriber.status === 'ready' && publisher.status === 'ready';
     },
     async send(envelope) {
       await publisher.publish(channel, envelope);
     },
     async close() {
+      closed = true;
       await Promise.allSettled([subscriber.quit(), publisher.quit()]);
     },
   };
