@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import lockfile from 'proper-lockfile';
 import { PlexicaError } from '../errors.js';
+import { firstStartTemplate } from './embedded-template.js';
 
 /**
  * PGlite runs in a worker thread behind `@electric-sql/pglite-socket`, so the
@@ -16,7 +17,11 @@ const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { PGlite } = await import(workerData.pgliteUrl);
   const { PGLiteSocketServer } = await import(workerData.socketUrl);
-  const db = await PGlite.create(workerData.pgdata);
+  // a first start loads the pre-initialised database instead of running initdb
+  const options = workerData.template
+    ? { loadDataDir: new Blob([require('node:fs').readFileSync(workerData.template)]) }
+    : {};
+  const db = await PGlite.create(workerData.pgdata, options);
   const server = new PGLiteSocketServer({ db, path: workerData.socketPath, maxConnections: workerData.maxConnections });
   await server.start();
   parentPort.postMessage({ type: 'ready' });
@@ -70,6 +75,7 @@ export async function startEmbeddedPostgres(
         pgliteUrl: import.meta.resolve('@electric-sql/pglite'),
         socketUrl: import.meta.resolve('@electric-sql/pglite-socket'),
         pgdata: path.join(dataDir, 'pgdata'),
+        template: await firstStartTemplate(path.join(dataDir, 'pgdata')),
         socketPath: path.join(socketDir, '.s.PGSQL.5432'),
         maxConnections,
       },

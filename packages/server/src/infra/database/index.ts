@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
 import { namedStatementPool } from './prepared.js';
 
-export { type PreparedQuery, prepareQuery } from './prepared.js';
+export { type PreparedQuery, preparedPerSchema, prepareQuery } from './prepared.js';
 
 /**
  * A database handle or transaction as it passes between modules. Each module

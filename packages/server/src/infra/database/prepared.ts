@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Compilable, CompiledQuery } from 'kysely';
 import type pg from 'pg';
 import type { Executor } from './index.js';
@@ -23,7 +24,10 @@ export interface PreparedQuery<A extends unknown[], R> {
   readonly sql: string;
 }
 
-const MARK = /^\/\* prepared:([a-z0-9_.:-]{1,60}) \*\/ /;
+// PostgreSQL cuts identifiers (statement names too) at 63 bytes
+const MARK = /^\/\* prepared:([a-z0-9_.:-]{1,63}) \*\/ /;
+// statements per tenant schema kept compiled: beyond, the least recently added is rebuilt on use
+const MAX_SCHEMAS = 1_000;
 
 /**
  * `build` is called once with placeholder arguments (opaque objects standing
@@ -34,7 +38,7 @@ export function prepareQuery<A extends unknown[], R>(
   name: string,
   build: (...args: A) => Compilable<R>,
 ): PreparedQuery<A, R> {
-  if (!/^[a-z0-9_.:-]{1,60}$/.test(name)) throw new Error(`prepared statement name ${name} is not valid`);
+  if (!/^[a-z0-9_.:-]{1,63}$/.test(name)) throw new Error(`prepared statement name ${name} is not valid`);
   const placeholders = Array.from({ length: build.length }, (_, i) => ({ preparedArgument: i }));
   const compiled = build(...(placeholders as unknown as A)).compile();
   const positions = compiled.parameters.map((p) => placeholders.indexOf(p as { preparedArgument: number }));
@@ -52,6 +56,34 @@ export function prepareQuery<A extends unknown[], R>(
       const result = await executor.executeQuery<R>(CompiledQuery.raw(text, parameters));
       return result.rows;
     },
+  };
+}
+
+/**
+ * A statement on a tenant's schema (its SQL names the schema): one prepared
+ * statement per schema, compiled on first use.
+ *
+ * @example
+ * const fileByPath = preparedPerSchema('storage.file_by_path', (schema) => (path: string) =>
+ *   db.withSchema(schema).selectFrom('files').selectAll().where('path', '=', path));
+ * const [row] = await fileByPath(tenant.schema).execute(db, path);
+ */
+export function preparedPerSchema<A extends unknown[], R>(
+  name: string,
+  build: (schema: string) => (...args: A) => Compilable<R>,
+): (schema: string) => PreparedQuery<A, R> {
+  const bySchema = new Map<string, PreparedQuery<A, R>>();
+  return (schema) => {
+    let query = bySchema.get(schema);
+    if (!query) {
+      let full = `${name}:${schema}`;
+      if (full.length > 63)
+        full = `${name}:${createHash('sha256').update(schema).digest('hex').slice(0, 16)}`;
+      query = prepareQuery(full, build(schema));
+      if (bySchema.size >= MAX_SCHEMAS) bySchema.delete(bySchema.keys().next().value as string);
+      bySchema.set(schema, query);
+    }
+    return query;
   };
 }
 

@@ -10,7 +10,7 @@ import type { AuditService } from '../audit/index.js';
 import { checkInput, type Definition, toDefinition } from './definitions.js';
 import { createDispatcher } from './dispatch.js';
 import type { QueueDriver } from './drivers/queue-driver.js';
-import { insertJobs } from './insert.js';
+import { insertJobs, oneJobInsert } from './insert.js';
 import { createJobRunner, queueOf } from './runner.js';
 import type { JobStatusName, JobsTable, JobsTables } from './tables.js';
 
@@ -197,8 +197,9 @@ export function createJobQueueService(options: {
     return row;
   };
 
+  const insertOne = oneJobInsert(db);
   const insert = (trx: Kysely<JobsTables>, ctx: RequestContext, tenant: TenantRef, inputs: EnqueueInput[]) =>
-    insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit });
+    insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit, insertOne });
 
   const enqueueAll = async (ctx: RequestContext, inputs: EnqueueInput[]) => {
     const tenant = requireTenant(ctx);
