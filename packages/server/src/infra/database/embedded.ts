@@ -23,6 +23,19 @@ const { parentPort, workerData } = require('node:worker_threads');
     : {};
   const db = await PGlite.create(workerData.pgdata, options);
   const server = new PGLiteSocketServer({ db, path: workerData.socketPath, maxConnections: workerData.maxConnections });
+  // pglite-socket writes each protocol message's reply separately (~5 writes a query): hold
+  // the socket's writes from a chunk's arrival until the handler has answered all it held
+  // (its 'data' event), so a query's replies leave in one write
+  const handleConnection = server.handleConnection.bind(server);
+  server.handleConnection = async (socket) => {
+    let unanswered = 0;
+    socket.on('data', () => { if (unanswered++ === 0) socket.cork(); });
+    await handleConnection(socket);
+    for (const handler of server.handlers) {
+      if (handler.socket !== socket) continue;
+      handler.addEventListener('data', () => { if (--unanswered === 0) socket.uncork(); });
+    }
+  };
   await server.start();
   parentPort.postMessage({ type: 'ready' });
   parentPort.on('message', async (msg) => {
