@@ -86,12 +86,33 @@ export function createAuthenticator(options: {
       .where('k.prefix', '=', prefix),
   );
 
-  const fromClaims = async (claims: AccessClaims): Promise<Authenticated> => {
-    // the key names the session, its user and its tenant: an entry is only ever served for
-    // the very claims it was resolved from, so no credential gets another's principal
-    const key = `s:${claims.sid}:${claims.sub}:${claims.tid ?? ''}`;
+  // lookups in flight per cache key: a burst of requests with one credential (a client's
+  // connections opening at once, an entry expiring under load) costs one lookup, not one each
+  // (joined only while no change came in since it started: a request after a revocation
+  // never gets the answer of a lookup that read the rows before it)
+  const inFlight = new Map<string, { mark: number; result: Promise<Authenticated> }>();
+  const once = (key: string, lookup: () => Promise<Authenticated>): Promise<Authenticated> => {
     const cached = cache.get(key);
-    if (cached) return cached;
+    if (cached) return Promise.resolve(cached);
+    const pending = inFlight.get(key);
+    if (pending && pending.mark === cache.mark()) return pending.result;
+    const started = { mark: cache.mark(), result: lookup() };
+    inFlight.set(key, started);
+    const forget = () => {
+      if (inFlight.get(key) === started) inFlight.delete(key);
+    };
+    started.result.then(forget, forget);
+    return started.result;
+  };
+
+  // the key names the session, its user and its tenant: an entry is only ever served for
+  // the very claims it was resolved from, so no credential gets another's principal
+  const fromClaims = (claims: AccessClaims): Promise<Authenticated> => {
+    const key = `s:${claims.sid}:${claims.sub}:${claims.tid ?? ''}`;
+    return once(key, () => lookUpSession(key, claims));
+  };
+
+  const lookUpSession = async (key: string, claims: AccessClaims): Promise<Authenticated> => {
     const mark = cache.mark();
     const [row] = await sessionLookup.execute(db, claims.sid, claims.sub);
     if (!row || row.revoked_at) throw new PlexicaError('PLX_AUTH_SESSION_REVOKED');
@@ -136,10 +157,12 @@ export function createAuthenticator(options: {
     // keyed by a hash of the whole key, secret included: a wrong secret never meets an entry
     const presented = createHash('sha256').update(parsed.secret).digest();
     const key = `k:${parsed.prefix}:${presented.toString('hex')}`;
-    const cached = cache.get(key);
-    if (cached) return cached;
+    return once(key, () => lookUpApiKey(key, parsed.prefix, presented));
+  };
+
+  const lookUpApiKey = async (key: string, prefix: string, presented: Buffer): Promise<Authenticated> => {
     const mark = cache.mark();
-    const [row] = await apiKeyLookup.execute(db, parsed.prefix);
+    const [row] = await apiKeyLookup.execute(db, prefix);
     if (!row || !timingSafeEqual(presented, Buffer.from(row.hash, 'hex'))) {
       throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
     }

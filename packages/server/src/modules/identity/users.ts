@@ -1,6 +1,7 @@
 import type { Kysely, Selectable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
+import { prepareQuery } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
@@ -84,13 +85,12 @@ export function createUsersService(options: {
 }): UsersService {
   const { db, registry, roles, sessions, apiKeys, audit, principals } = options;
 
+  // GET /users/{id} and every change start here: planned once
+  const byId = prepareQuery('identity.user_by_id', (tenantId: string, id: string) =>
+    db.selectFrom('core.users').selectAll().where('id', '=', id).where('tenant_id', '=', tenantId),
+  );
   const load = async (tenantId: string, id: string) => {
-    const row = await db
-      .selectFrom('core.users')
-      .selectAll()
-      .where('id', '=', id)
-      .where('tenant_id', '=', tenantId)
-      .executeTakeFirst();
+    const [row] = await byId.execute(db, tenantId, id);
     if (!row) throw new PlexicaError('PLX_USER_NOT_FOUND');
     return row;
   };
