@@ -2,8 +2,8 @@ import { startBareServer } from './bare-server.js';
 import { interleaved, type Measured, spread, startTenantApp } from './hot-path-lib.js';
 import { ENGINES, record, stamp, table } from './lib.js';
 
-const ROUNDS = 3;
-const SECONDS = 3;
+const ROUNDS = 5;
+const SECONDS = 2;
 
 /**
  * Issue 12: an authenticated `GET /api/v1/users/{id}` (access JWT and API key)
