@@ -17,6 +17,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild argon2 msgpackr-
 COPY tsconfig.base.json ./
 COPY packages/server packages/server
 RUN node node_modules/typescript/bin/tsc -p packages/server/tsconfig.json \
+ && node packages/server/scripts/pglite-template.mjs \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
 FROM node:24-bookworm-slim

@@ -1,4 +1,7 @@
+import { coldStart } from './cold-start.js';
 import { eventLoop } from './event-loop.js';
+import { hotPath } from './hot-path.js';
+import { hotPathWrites } from './hot-path-writes.js';
 import { httpLatency } from './http-latency.js';
 import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
@@ -12,6 +15,9 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'event-loop': eventLoop,
   storage,
   jobs,
+  'hot-path': hotPath,
+  'hot-path-writes': hotPathWrites,
+  'cold-start': coldStart,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

@@ -1,7 +1,8 @@
+import type { Insertable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
-import type { Executor } from '../../infra/database/index.js';
+import { type Executor, preparedPerSchema } from '../../infra/database/index.js';
 import { tenantScope } from '../../infra/database/tenant-scope.js';
-import type { AuditTenantTables } from './tables.js';
+import type { AuditEventsTable, AuditTenantTables } from './tables.js';
 
 /** How the actor proved who it is. */
 export type AuditCredential = 'access_token' | 'oidc_token' | 'api_key' | 'signed_url' | 'password';
@@ -53,7 +54,40 @@ export function credentialOf(ctx: RequestContext): AuditCredential | null {
   return principal.sessionId ? 'access_token' : 'oidc_token';
 }
 
+type EventRow = Insertable<AuditEventsTable>;
+
 export function createAuditService(db: Executor): AuditService {
+  // one event per call is the common case (every write of every module records one): planned
+  // once per tenant schema; several in one call stay one statement of their own size
+  const insertOne = preparedPerSchema(
+    'audit.insert_one',
+    (schema) =>
+      (
+        actorType: EventRow['actor_type'],
+        actorId: EventRow['actor_id'],
+        credential: EventRow['credential'],
+        ip: EventRow['ip'],
+        traceId: EventRow['trace_id'],
+        requestId: EventRow['request_id'],
+        action: EventRow['action'],
+        targetType: EventRow['target_type'],
+        targetId: EventRow['target_id'],
+        data: EventRow['data'],
+      ) =>
+        tenantScope<AuditTenantTables>(db, { schema }).insertInto('audit_events').values({
+          actor_type: actorType,
+          actor_id: actorId,
+          credential,
+          ip,
+          trace_id: traceId,
+          request_id: requestId,
+          action,
+          target_type: targetType,
+          target_id: targetId,
+          data,
+        }),
+  );
+
   const recordAll: AuditService['recordAll'] = async (ctx, events, trx = db) => {
     if (events.length === 0) return;
     const tenant = requireTenant(ctx);
@@ -65,6 +99,23 @@ export function createAuditService(db: Executor): AuditService {
       trace_id: ctx.traceId,
       request_id: ctx.requestId ?? null,
     };
+    const [only] = events;
+    if (events.length === 1 && only) {
+      await insertOne(tenant.schema).execute(
+        trx,
+        actor.actor_type,
+        actor.actor_id,
+        actor.credential,
+        actor.ip,
+        actor.trace_id,
+        actor.request_id,
+        only.action,
+        only.targetType,
+        only.targetId ?? null,
+        JSON.stringify(only.data ?? {}),
+      );
+      return;
+    }
     await tenantScope<AuditTenantTables>(trx, tenant)
       .insertInto('audit_events')
       .values(

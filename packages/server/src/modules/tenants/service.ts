@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { TenantSettings, TenantStatus } from '../../context.js';
 import { type RequestContext, systemContext, tenantSchemaName, toTenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
+import { type Executor, prepareQuery } from '../../infra/database/index.js';
 import { type Migration, migrateSchema } from '../../infra/database/migrator.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { UUID } from '../../infra/uuid.js';
@@ -92,6 +93,13 @@ function changesOf(before: Record<string, unknown>, after: Record<string, unknow
 export function createTenantsService(options: TenantsServiceOptions): TenantsService {
   const { db, logger, tenantMigrations, retentionDays, hooks = [], audit } = options;
 
+  // every signed URL and every super admin's X-Tenant-ID finds its tenant: planned once
+  const byId = prepareQuery('tenants.by_id', (id: string) =>
+    db.selectFrom('core.tenants').selectAll().where('id', '=', id),
+  );
+  const bySlug = prepareQuery('tenants.by_slug', (slug: string) =>
+    db.selectFrom('core.tenants').selectAll().where('slug', '=', slug),
+  );
   const load = async (id: string) => {
     if (!UUID.test(id)) throw new PlexicaError('PLX_TENANT_NOT_FOUND', { detail: `no tenant ${id}` });
     const row = await db.selectFrom('core.tenants').selectAll().where('id', '=', id).executeTakeFirst();
@@ -143,11 +151,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
     get: load,
 
     async find(idOrSlug) {
-      const row = await db
-        .selectFrom('core.tenants')
-        .selectAll()
-        .where(UUID.test(idOrSlug) ? 'id' : 'slug', '=', idOrSlug)
-        .executeTakeFirst();
+      const [row] = await (UUID.test(idOrSlug) ? byId : bySlug).execute(db as Executor, idOrSlug);
       return row ? toTenant(row) : undefined;
     },
 
@@ -158,7 +162,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
           detail: `tenant ${id} is deleted; it can only be purged`,
         });
       }
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         const row = await trx
           .updateTable('core.tenants')
           .set({
@@ -207,6 +211,8 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
         }
         return updated;
       });
+      for (const hook of hooks) await hook.changed?.(toTenantRef(result));
+      return result;
     },
 
     async remove(id) {
@@ -229,7 +235,9 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      return toTenant(row);
+      const deleted = toTenant(row);
+      for (const hook of hooks) await hook.changed?.(toTenantRef(deleted));
+      return deleted;
     },
 
     async purgeExpired(now = new Date()) {
