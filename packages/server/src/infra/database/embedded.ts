@@ -16,7 +16,10 @@ const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { PGlite } = await import(workerData.pgliteUrl);
   const { PGLiteSocketServer } = await import(workerData.socketUrl);
-  const db = await PGlite.create(workerData.pgdata);
+  // contrib extensions are loaded when the engine starts; CREATE EXTENSION then works as on PostgreSQL
+  const { pg_trgm } = await import(workerData.pgTrgmUrl);
+  const { unaccent } = await import(workerData.unaccentUrl);
+  const db = await PGlite.create(workerData.pgdata, { extensions: { pg_trgm, unaccent } });
   const server = new PGLiteSocketServer({ db, path: workerData.socketPath, maxConnections: workerData.maxConnections });
   await server.start();
   parentPort.postMessage({ type: 'ready' });
@@ -69,6 +72,8 @@ export async function startEmbeddedPostgres(
       workerData: {
         pgliteUrl: import.meta.resolve('@electric-sql/pglite'),
         socketUrl: import.meta.resolve('@electric-sql/pglite-socket'),
+        pgTrgmUrl: import.meta.resolve('@electric-sql/pglite/contrib/pg_trgm'),
+        unaccentUrl: import.meta.resolve('@electric-sql/pglite/contrib/unaccent'),
         pgdata: path.join(dataDir, 'pgdata'),
         socketPath: path.join(socketDir, '.s.PGSQL.5432'),
         maxConnections,
