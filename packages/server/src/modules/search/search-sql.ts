@@ -62,11 +62,14 @@ function parts(target: Target, tier: Tier) {
       matches.push(sql`(${inGroup} and d.tsv @@ ${q})`);
       scores.push(sql`when ${inGroup} then ${exactScore}`);
     } else {
+      // corrections match titles only: the vocabulary is titles, fields and tags, and a title
+      // GIN scan stays small where a corrected common word would match most bodies
       const qf = tsquery(group.language, group.fuzzyText);
-      matches.push(sql`(${inGroup} and d.tsv @@ ${qf})`);
+      const fuzzyMatch = sql`d.title_tsv @@ ${qf}${target.hasExclusions ? sql` and d.tsv @@ ${qf}` : sql``}`;
+      matches.push(sql`(${inGroup} and (d.tsv @@ ${q} or (${fuzzyMatch})))`);
       // fuzzy-only matches score below 0, under every exact match
       scores.push(
-        sql`when ${inGroup} then case when d.tsv @@ ${q} then ${exactScore} else ts_rank(d.tsv, ${qf}, 32) - 1 end`,
+        sql`when ${inGroup} then case when d.tsv @@ ${q} then ${exactScore} else ts_rank(d.title_tsv, ${qf}, 32) - 1 end`,
       );
     }
   }
