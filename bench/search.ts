@@ -157,7 +157,7 @@ export async function search(): Promise<void> {
           { ours: number[]; plain: number[]; overlapTiers: number[]; overlapPlain: number[] }
         >();
         const mix = queries(c);
-        for (const [kind, q] of mix.slice(0, 12)) await service.search(ctx, { q }); // warm-up
+        for (const [, q] of mix.slice(0, 12)) await service.search(ctx, { q }); // warm-up
         for (const [kind, q] of mix) {
           const entry = byKind.get(kind) ?? { ours: [], plain: [], overlapTiers: [], overlapPlain: [] };
           byKind.set(kind, entry);
