@@ -90,9 +90,14 @@ export interface HitRow {
   tags: string[];
   updated_at: Date;
   score: number;
+  /** Every match of the tier (before the cursor), counted while ranking them; null for the title tier. */
+  matched: number | null;
 }
 
-/** One page of `tier`, best first, after `after`; `limit + 1` rows tell whether more follow. */
+/**
+ * One page of `tier`, best first, after `after`; `limit + 1` rows tell whether more follow.
+ * Ranking scores every match anyway, so the exact and fuzzy tiers count them in the same pass.
+ */
 export async function pageOf(
   db: Executor,
   target: Target,
@@ -105,7 +110,8 @@ export async function pageOf(
     ? sql`where x.score < ${after.score}::float8 or (x.score = ${after.score}::float8 and (x.type > ${after.type} or (x.type = ${after.type} and x.id > ${after.id})))`
     : sql``;
   const result = await sql<HitRow>`select x.* from (
-      select d.type, d.id, d.generation, d.title, d.fields, d.tags, d.updated_at, ${score} as score
+      select d.type, d.id, d.generation, d.title, d.fields, d.tags, d.updated_at, ${score} as score,
+        ${tier === 'title' ? sql`null::int` : sql`(count(*) over ())::int`} as matched
       from ${docsOf(target)} d where ${where}
     ) x ${keyset}
     order by x.score desc, x.type, x.id limit ${limit + 1}`.execute(db);

@@ -208,8 +208,9 @@ export function createSearcher(deps: { db: Executor; registry: TypeRegistry; cou
     const more = rows.length > limit;
     const page = rows.slice(0, limit);
     // the count of the widest tier, bounded; title matches alone may already pass the bound
-    let total = tier === 'title' ? await countOf(db, target, 'title', deps.countLimit) : 0;
-    if (total <= deps.countLimit)
+    let total =
+      tier === 'title' ? await countOf(db, target, 'title', deps.countLimit) : (rows[0]?.matched ?? -1);
+    if (total < 0 || (tier === 'title' && total <= deps.countLimit))
       total = await countOf(db, target, tier === 'title' ? 'exact' : tier, deps.countLimit);
     const snippets =
       query.highlight === false

@@ -108,12 +108,25 @@ export function createTypeRegistry(deps: { db: Executor; defaultLanguage: Search
 
     /** Every type the tenant can use (code types first), with their state. */
     async list(tenant: TenantRef): Promise<Map<string, TypeState>> {
-      const rows = await scope(tenant).selectFrom('search_types').selectAll().execute();
-      const language = await languageOf(deps.db, tenant);
+      // one round trip for the types and the tenant's language (every search starts here)
+      const rows = await sql<{
+        type: string | null;
+        definition: unknown;
+        generation: number;
+        building_generation: number | null;
+        language: string;
+        tenant_language: string | null;
+      }>`select t.type, t.definition, t.generation, t.building_generation, t.language, s.language as tenant_language
+        from ${sql.id(tenant.schema, 'search_settings')} s full join ${sql.id(tenant.schema, 'search_types')} t on true`.execute(
+        deps.db,
+      );
+      const language =
+        (rows.rows[0]?.tenant_language as SearchLanguage | null | undefined) ?? deps.defaultLanguage;
       const states = new Map<string, TypeState>();
       for (const [type, definition] of code)
         states.set(type, { definition, source: 'code', generation: 1, building: null, language });
-      for (const row of rows) {
+      for (const row of rows.rows) {
+        if (row.type === null) continue;
         const definition = code.get(row.type) ?? (row.definition as SearchTypeDefinition);
         states.set(row.type, {
           definition,
