@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { DATABASES } from '../../../test/engines.js';
-import { useSearchApp, waitFor } from './search-fixture.js';
+import { useSearchApp, waitFor } from '../../../test/search-fixture.js';
 
 for (const kind of DATABASES) {
   describe(`search lifecycle and bad input on ${kind}`, () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DATABASES } from '../../../test/engines.js';
-import { useSearchApp } from './search-fixture.js';
+import { useSearchApp } from '../../../test/search-fixture.js';
 
 for (const kind of DATABASES) {
   describe(`search on ${kind}`, () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect } from 'vitest';
-import type { DatabaseKind } from '../../../test/engines.js';
-import { createTestApp, type TestApp } from '../../../test/harness.js';
+import type { DatabaseKind } from './engines.js';
+import { createTestApp, type TestApp } from './harness.js';
 
 /** Polls until `check` returns a value (not undefined/false) or the time is up. */
 export async function waitFor<T>(
