@@ -5,7 +5,7 @@ import { type Engine, percentile, record, stamp, startApp, table } from './lib.j
 
 const SIZES = (process.env.PLEXICA_BENCH_SEARCH_SIZES ?? '10000,100000').split(',').map(Number);
 const ENGINES_HERE = (process.env.PLEXICA_BENCH_SEARCH_ENGINES ?? 'postgres,pglite').split(',') as Engine[];
-const QUERIES_PER_KIND = 40;
+const QUERIES_PER_KIND = Number(process.env.PLEXICA_BENCH_SEARCH_QUERIES ?? 40);
 
 /** mulberry32: the same documents and queries on every run. */
 function rng(seed: number) {
@@ -123,9 +123,11 @@ export async function search(): Promise<void> {
             db,
           )
         ).rows[0]?.n;
-        // reference: the naive table (one tsvector of title and body, one GIN index), same rows, same batches
-        await sql`create table bench_plain (id text primary key, tsv tsvector not null)`.execute(db);
-        await sql`create index bench_plain_tsv on bench_plain using gin (tsv)`.execute(db);
+        // reference: the naive table (skipped with PLEXICA_BENCH_SEARCH_BULK_REFERENCE=0 for big runs) (one tsvector of title and body, one GIN index), same rows, same batches
+        const withReference = process.env.PLEXICA_BENCH_SEARCH_BULK_REFERENCE !== '0';
+        if (withReference)
+          await sql`create table bench_plain (id text primary key, tsv tsvector not null)`.execute(db);
+        if (withReference) await sql`create index bench_plain_tsv on bench_plain using gin (tsv)`.execute(db);
         const plainStarted = performance.now();
         let batch: SearchDocument[] = [];
         const flush = async () => {
@@ -135,11 +137,11 @@ export async function search(): Promise<void> {
           );
           batch = [];
         };
-        for (const doc of corpus(14).documents(size)) {
+        for (const doc of withReference ? corpus(14).documents(size) : []) {
           batch.push(doc);
           if (batch.length === 1000) await flush();
         }
-        if (batch.length > 0) await flush();
+        if (withReference && batch.length > 0) await flush();
         const plainRate = size / ((performance.now() - plainStarted) / 1000);
         const rate = indexed / seconds;
         bulkRows.push([
