@@ -176,6 +176,21 @@ for (const kind of DATABASES) {
       expect(JSON.parse(broken.body).detail).toContain('line 2');
       expect(ids(await search(s.a.adminToken, { q: 'bulk', prefix: false }))).toEqual(['crm:contact/ok1']);
       expect((await putType(s.a.adminToken, 'test:code', {})).body.code).toBe('PLX_SEARCH_TYPE_RESERVED');
+      // a member may read no type of a tenant whose only type needs a permission: nothing, not an error
+      const lone = await s.t.createTenant(`sc-${randomBytes(3).toString('hex')}`);
+      await putType(lone.adminToken, 'secret:note', { permission: 'jobs:job:create' });
+      const loneMember = await s.t.createMember(lone.slug, lone.adminToken, `m@${lone.slug}.test`);
+      const suggest = await s.t.request({
+        method: 'POST',
+        url: '/api/v1/search/suggest',
+        token: loneMember,
+        body: { q: 'jo' },
+      });
+      expect({ status: suggest.status, body: suggest.body }).toEqual({
+        status: 200,
+        body: { suggestions: [] },
+      });
+      expect((await search(loneMember, { q: 'jo' })).body).toMatchObject({ items: [], total: 0 });
       expect(
         (
           await s.t.request({

@@ -130,6 +130,7 @@ export function createSearchService(deps: {
         prefix: true,
         ...(query.types && { types: query.types }),
       });
+      if (target.groups.length === 0) return [];
       const rows = await pageOf(db, target, 'title', limit);
       const titles = rows.length >= limit ? rows : await pageOf(db, target, 'exact', limit);
       return [...new Set(titles.map((r) => r.title))].slice(0, limit);
