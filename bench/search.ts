@@ -148,8 +148,8 @@ export async function search(): Promise<void> {
           engine,
           size,
           Math.round(rate),
-          Math.round(plainRate),
-          (rate / plainRate).toFixed(2),
+          withReference ? Math.round(plainRate) : '—',
+          withReference ? (rate / plainRate).toFixed(2) : '—',
           Math.round(Number(bytes) / size),
         ]);
 
