@@ -6,6 +6,7 @@ import { httpLatency } from './http-latency.js';
 import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
 import { provisioning } from './provisioning.js';
+import { search } from './search.js';
 import { storage } from './storage.js';
 
 /** `npm run bench [-- name]`: runs every benchmark, or those whose name contains the argument. */
@@ -18,6 +19,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'hot-path': hotPath,
   'hot-path-writes': hotPathWrites,
   'cold-start': coldStart,
+  search,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

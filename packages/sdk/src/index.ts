@@ -6,6 +6,7 @@ import {
   createUsersResource,
 } from './resources/identity.js';
 import { createJobsResource } from './resources/jobs.js';
+import { createSearchResource } from './resources/search.js';
 import { createStorageResource } from './resources/storage.js';
 import { createTenantsResource } from './resources/tenants.js';
 import { type ClientOptions, createTransport } from './transport.js';
@@ -15,6 +16,7 @@ export type { Body, Query } from './operations.js';
 export type { AuditEvent } from './resources/audit.js';
 export type { ApiKey, IdentityProvider, Role, TokenPair, User } from './resources/identity.js';
 export type { Job } from './resources/jobs.js';
+export type { SearchDocument, SearchResult, SearchType } from './resources/search.js';
 export type { StoredFile, UploadOptions } from './resources/storage.js';
 export type { Tenant } from './resources/tenants.js';
 export type { components, paths } from './schema.js';
@@ -46,6 +48,7 @@ export function createClient(options: ClientOptions) {
     roles: createRolesResource(transport),
     storage: createStorageResource(transport),
     jobs: createJobsResource(transport),
+    search: createSearchResource(transport),
     auditEvents: createAuditEventsResource(transport),
   };
 }

@@ -79,6 +79,10 @@ const TENANT_PERMISSIONS = [
   'jobs:job:cancel',
   'jobs:job:retry',
   'jobs:schedule:manage',
+  'search:document:read',
+  'search:document:write',
+  'search:type:manage',
+  'search:index:reindex',
 ];
 
 /** Routes with no tenant data behind them (or only the caller's own identity). */
@@ -234,6 +238,23 @@ for (const kind of DATABASES) {
       a.scheduleId = schedule.body.id;
       b.signedGet = await sign('GET');
       b.signedPut = await sign('PUT');
+      // a search type and document of A's; B has the same type (its searches answer 200) and A has one more
+      for (const [token, types] of [
+        [a.admin, ['crm:contact', 'alpha:only']],
+        [b.admin, ['crm:contact']],
+      ] as const) {
+        for (const type of types)
+          expect(
+            (await t.request({ method: 'PUT', url: `/api/v1/search/types/${type}`, token, body: {} })).status,
+          ).toBe(200);
+      }
+      const indexed = await t.request({
+        method: 'POST',
+        url: '/api/v1/search/index',
+        token: a.admin,
+        body: { type: 'crm:contact', id: 'a-secret-doc', title: 'Alpha secret contact' },
+      });
+      expect(indexed.status).toBe(200);
 
       const aIds = () => [a.id, a.userId, a.keyId, a.sessionId, a.email, 'auditor', 'tenant-a'];
       attempts = [
@@ -572,6 +593,56 @@ for (const kind of DATABASES) {
           status: 404,
           code: 'PLX_JOB_NOT_FOUND',
         })),
+        ...(
+          [
+            ['POST', '/api/v1/search/index', { type: 'crm:contact', id: 'planted', title: 'Planted' }],
+            [
+              'POST',
+              '/api/v1/search/index/bulk',
+              { documents: [{ type: 'crm:contact', id: 'planted', title: 'P' }] },
+            ],
+            ['POST', '/api/v1/search/reindex', { type: 'crm:contact' }],
+            ['PUT', '/api/v1/search/types/{type}', {}],
+            ['PUT', '/api/v1/search/settings', { language: 'english' }],
+          ] as const
+        ).map(([method, route, body]) => ({
+          route: `${method} ${route}`,
+          method,
+          url: () => route.replace('{type}', 'crm:contact'),
+          body: () => body,
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        })),
+        ...(['/api/v1/search', '/api/v1/search/suggest'] as const).map((url) => ({
+          route: `POST ${url}`,
+          method: 'POST' as const,
+          url: () => url,
+          body: () => ({ q: 'alpha secret' }),
+          status: 200,
+          leaks: () => ['a-secret-doc', 'Alpha secret'],
+        })),
+        {
+          route: 'GET /api/v1/search/types',
+          method: 'GET',
+          url: () => '/api/v1/search/types',
+          status: 200,
+          leaks: () => ['alpha:only'],
+        },
+        // B's deletes act in B: A's document stays (stateOf)
+        {
+          route: 'DELETE /api/v1/search/{id}',
+          method: 'DELETE',
+          url: () => '/api/v1/search/a-secret-doc?type=crm:contact',
+          status: 204,
+        },
+        {
+          route: 'POST /api/v1/search/delete',
+          method: 'POST',
+          url: () => '/api/v1/search/delete',
+          body: () => ({ q: 'alpha' }),
+          status: 200,
+        },
         ...(['GET', 'POST'] as const).map((method) => ({
           route: `${method} /api/v1/tenants/{tenantId}/users`,
           method,
@@ -737,5 +808,13 @@ async function stateOf(t: TestApp, a: { admin: string; userId: string; id: strin
     usage: await get('/api/v1/storage/usage'),
     job: await get(`/api/v1/jobs/${a.jobId}`),
     schedules: await get('/api/v1/jobs/schedules'),
+    search: (
+      await t.request({
+        method: 'POST',
+        url: '/api/v1/search',
+        token: a.admin,
+        body: { q: 'alpha', prefix: false },
+      })
+    ).body.items.map((i: { type: string; id: string }) => `${i.type}/${i.id}`),
   };
 }

@@ -38,6 +38,7 @@ import {
   type JobSchedulesService,
   jobsModule,
 } from '../modules/jobs/index.js';
+import { createSearchModule, type SearchService, searchModule } from '../modules/search/index.js';
 import { createSecretsModule, type SecretsService, secretsModule } from '../modules/secrets/index.js';
 import {
   type BlobStore,
@@ -80,6 +81,7 @@ export interface Services {
   storage: StorageService;
   jobs: JobQueueService;
   schedules: JobSchedulesService;
+  search: SearchService;
 }
 
 export interface App {
@@ -240,8 +242,9 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       outbound,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
+    const search = createSearchModule({ db, config: sliceOf(config, searchModule), jobs: jobs.service });
     // in module order (the order of MODULES)
-    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs];
+    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, search];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
     });
@@ -320,6 +323,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         storage: storage.service,
         jobs: jobs.service,
         schedules: jobs.schedules,
+        search: search.service,
       },
       blobStore: storage.store,
       signals,

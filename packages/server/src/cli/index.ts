@@ -5,6 +5,7 @@ import { type App, createApp, migrateCore } from '../app/create-app.js';
 import { ConfigError, loadConfig, type PlexicaConfig, ROLES, type Role } from '../config/index.js';
 import { isPlexicaError } from '../infra/errors.js';
 import { addJobCommands } from './jobs.js';
+import { addSearchCommands } from './search.js';
 
 type Overrides = Partial<PlexicaConfig>;
 
@@ -190,6 +191,8 @@ export function buildCli(): Command {
     });
 
   addJobCommands(program);
+
+  addSearchCommands(program);
   return program;
 }
 

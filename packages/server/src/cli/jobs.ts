@@ -7,7 +7,7 @@ const STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as c
 const SETTLED: ReadonlySet<JobStatus> = new Set(['completed', 'failed', 'cancelled']);
 
 /** Follows a job with a live progress bar until it settles. @returns the last status */
-async function watch(plexica: PlexicaClient, id: string): Promise<Job> {
+export async function watch(plexica: PlexicaClient, id: string): Promise<Job> {
   const bar = new SingleBar({
     format: 'job {type} [{bar}] {percentage}% | {status} | attempt {attempts}/{maxAttempts}',
     hideCursor: true,
@@ -23,7 +23,7 @@ async function watch(plexica: PlexicaClient, id: string): Promise<Job> {
   return job;
 }
 
-const report = (job: Job) => {
+export const report = (job: Job) => {
   if (job.status === 'completed') {
     console.log(`completed: ${JSON.stringify(job.result)}`);
   } else {
@@ -42,7 +42,7 @@ const parseLimit = (value: string): number => {
  * A refused call as one line naming its catalogue code (`PLX_JOB_NOT_CANCELLABLE: …`),
  * or the status when the answer was not a problem document; `main` prints it and exits 1.
  */
-function explained<A extends unknown[]>(action: (...args: A) => Promise<void>) {
+export function explained<A extends unknown[]>(action: (...args: A) => Promise<void>) {
   return async (...args: A) => {
     try {
       await action(...args);

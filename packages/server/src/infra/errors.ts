@@ -155,6 +155,20 @@ export const ERROR_CODES = {
   PLX_JOB_CRON_INVALID: { kind: 'invalid', title: 'Cron expression or time zone is invalid' },
   PLX_JOB_SCHEDULE_NOT_FOUND: { kind: 'not_found', title: 'Job schedule not found' },
   PLX_JOBS_UNAVAILABLE: { kind: 'unavailable', title: 'The job engine is unavailable' },
+  PLX_SEARCH_QUERY_INVALID: { kind: 'invalid', title: 'Search query is not valid' },
+  PLX_SEARCH_TYPE_UNKNOWN: { kind: 'invalid', title: 'Search type is not registered' },
+  PLX_SEARCH_TYPE_RESERVED: { kind: 'conflict', title: 'Search type is registered by a module' },
+  PLX_SEARCH_FIELD_UNDECLARED: { kind: 'invalid', title: 'Field is not declared by the search type' },
+  PLX_SEARCH_FILTER_INVALID: {
+    kind: 'invalid',
+    title: 'Filter or facet on a field the type does not declare',
+  },
+  PLX_SEARCH_CURSOR_INVALID: { kind: 'invalid', title: 'Search cursor is not valid for this query' },
+  PLX_SEARCH_DOCUMENT_TOO_LARGE: { kind: 'invalid', title: 'Search document is too large' },
+  PLX_SEARCH_BULK_INVALID: { kind: 'invalid', title: 'Bulk index body is not valid' },
+  PLX_SEARCH_INDEX_FAILED: { kind: 'unprocessable', title: 'Document could not be indexed' },
+  PLX_SEARCH_REINDEX_RUNNING: { kind: 'conflict', title: 'A reindex of this type is already running' },
+  PLX_SEARCH_REINDEX_CANCELLED: { kind: 'conflict', title: 'The reindex was cancelled' },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

@@ -1,6 +1,7 @@
 import { auditModule } from './audit/index.js';
 import { identityModule } from './identity/index.js';
 import { jobsModule } from './jobs/index.js';
+import { searchModule } from './search/index.js';
 import { secretsModule } from './secrets/index.js';
 import { storageModule } from './storage/index.js';
 import { tenantsModule } from './tenants/index.js';
@@ -18,4 +19,5 @@ export const MODULES = [
   auditModule,
   storageModule,
   jobsModule,
+  searchModule,
 ] as const;

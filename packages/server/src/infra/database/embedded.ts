@@ -17,11 +17,14 @@ const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { PGlite } = await import(workerData.pgliteUrl);
   const { PGLiteSocketServer } = await import(workerData.socketUrl);
+  // contrib extensions are loaded when the engine starts; CREATE EXTENSION then works as on PostgreSQL
+  const { pg_trgm } = await import(workerData.pgTrgmUrl);
+  const { unaccent } = await import(workerData.unaccentUrl);
   // a first start loads the pre-initialised database instead of running initdb
-  const options = workerData.template
+  const template = workerData.template
     ? { loadDataDir: new Blob([require('node:fs').readFileSync(workerData.template)]) }
     : {};
-  const db = await PGlite.create(workerData.pgdata, options);
+  const db = await PGlite.create(workerData.pgdata, { extensions: { pg_trgm, unaccent }, ...template });
   const server = new PGLiteSocketServer({ db, path: workerData.socketPath, maxConnections: workerData.maxConnections });
   // pglite-socket writes each protocol message's reply separately (~5 writes a query): hold
   // the socket's writes from a chunk's arrival until the handler has answered all it held
@@ -87,6 +90,8 @@ export async function startEmbeddedPostgres(
       workerData: {
         pgliteUrl: import.meta.resolve('@electric-sql/pglite'),
         socketUrl: import.meta.resolve('@electric-sql/pglite-socket'),
+        pgTrgmUrl: import.meta.resolve('@electric-sql/pglite/contrib/pg_trgm'),
+        unaccentUrl: import.meta.resolve('@electric-sql/pglite/contrib/unaccent'),
         pgdata: path.join(dataDir, 'pgdata'),
         template: await firstStartTemplate(path.join(dataDir, 'pgdata')),
         socketPath: path.join(socketDir, '.s.PGSQL.5432'),
