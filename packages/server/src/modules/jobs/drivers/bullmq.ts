@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { PlexicaError } from '../../../infra/errors.js';
 import type { QueueDriver } from './queue-driver.js';
+import { createTenantSlots } from './tenant-slots.js';
 
 export interface BullMqDriverOptions {
   redisUrl: string;
@@ -24,9 +25,10 @@ const FAIRNESS_DELAY_MS = 250;
 /**
  * Jobs on Redis with BullMQ. BullMQ cannot join a database transaction, so
  * the service dispatches after its commit (and sweeps what a crash left).
- * BullMQ's open-source edition has no groups: per-tenant fairness is a Redis
- * counter per tenant and queue, and a job whose tenant is at its limit is moved
- * back to the delayed set for a moment, leaving the slot to other tenants.
+ * BullMQ's open-source edition has no groups: per-tenant fairness is a set of
+ * slot leases per tenant and queue (tenant-slots.ts), and a job whose tenant is
+ * at its limit is moved back to the delayed set for a moment, leaving the
+ * worker to other tenants.
  */
 export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
   const { logger } = options;
@@ -35,6 +37,7 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
   connection.on('error', (err) => logger.warn({ err: err.message }, 'job queue redis connection error'));
   const counters = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
   counters.on('error', (err) => logger.warn({ err: err.message }, 'job counter redis connection error'));
+  const slots = createTenantSlots(counters);
   const queues = new Map<string, Queue<Payload>>();
   const workers: Worker<Payload>[] = [];
   // every worker of every process shares these (BullMQ requires it)
@@ -92,28 +95,36 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
       const worker = new Worker<Payload>(
         name,
         async (job: Job<Payload>, token?: string, signal?: AbortSignal) => {
-          const key = `tenant:${job.data.tenantId}:jobs:${name}:running`;
-          // one round trip; the expiry cleans up after a worker that died holding a slot
-          const replies = await counters
-            .multi()
-            .incr(key)
-            .pexpire(key, lockDuration * 2)
-            .exec();
-          const [error, running] = replies?.[0] ?? [new Error('the fairness counter did not answer')];
-          if (error) throw error;
-          if ((running as number) > tenantConcurrency) {
-            await counters.decr(key);
+          const key = `tenant:${job.data.tenantId}:jobs:${name}:slots`;
+          const member = job.id!;
+          const taken = await slots.take(key, member, tenantConcurrency, lockDuration);
+          if (!taken) {
             await job.moveToDelayed(Date.now() + FAIRNESS_DELAY_MS, token);
             throw new DelayedError();
           }
+          // the slot is a lease like the job's lock: renewed while the handler runs, so a
+          // worker that dies (kill -9) frees it within PLEXICA_JOBS_LEASE_SECONDS
+          const heartbeat = setInterval(() => {
+            slots
+              .renew(key, member, lockDuration)
+              .catch((err: unknown) =>
+                logger.warn({ err: (err as Error).message, queue: name }, 'could not renew a tenant slot'),
+              );
+          }, lockDuration / 3);
           try {
             await handle({
               jobId: job.data.jobId,
-              deliveryId: job.id!,
+              deliveryId: member,
               signal: signal ?? new AbortController().signal,
             });
           } finally {
-            await counters.decr(key);
+            clearInterval(heartbeat);
+            // a failed release is harmless: the lease runs out on its own
+            await slots
+              .release(key, member)
+              .catch((err: unknown) =>
+                logger.warn({ err: (err as Error).message, queue: name }, 'could not release a tenant slot'),
+              );
           }
         },
         {
