@@ -20,8 +20,15 @@ export interface TenantLifecycleHook {
   purge?(tenant: TenantRef): Promise<void>;
 }
 
-/** A health check: resolves with its round-trip time in ms, throws when the dependency is down. */
-export type HealthCheck = () => Promise<number>;
+/** What a check may say beyond its latency: that it is degraded (low disk), and details shown in `/health`. */
+export interface HealthReading {
+  latencyMs: number;
+  status?: 'up' | 'degraded';
+  [detail: string]: unknown;
+}
+
+/** A health check: resolves with its round-trip time in ms (or a reading), throws when the dependency is down. */
+export type HealthCheck = () => Promise<number | HealthReading>;
 
 /**
  * Background work that repeats (purge, cron tick, sweeps). The app runs it on

@@ -7,6 +7,7 @@ import { type Migration, migrateSchema } from '../infra/database/migrator.js';
 import { createIdempotencyStore, idempotencyMigrations } from '../infra/idempotency.js';
 import { createMetrics } from '../infra/metrics.js';
 import { createOutboundGuard } from '../infra/net/outbound-guard.js';
+import { createFailOpenRateLimitStore } from '../infra/rate-limit/fail-open.js';
 import {
   createMemoryRateLimitStore,
   createRedisRateLimitStore,
@@ -47,7 +48,7 @@ import {
   tenantsModule,
 } from '../modules/tenants/index.js';
 import { PermissionRegistry } from '../permissions.js';
-import { healthRoutes } from './health.js';
+import { diskCheck, healthRoutes } from './health.js';
 import { createLoops } from './loops.js';
 import { createServer } from './server.js';
 
@@ -152,10 +153,13 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     for (const definition of MODULES) {
       if (definition.permissions) registry.register(definition.name, definition.permissions);
     }
-    const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-    if (redis) closers.push(() => redis.quit().then(() => undefined));
+    const redis = config.redisUrl
+      ? await connectRedis(config.redisUrl, config.redisCommandTimeoutMs, logger)
+      : undefined;
+    // QUIT needs a Redis that answers: one that is down is just disconnected
+    if (redis) closers.push(() => redis.quit().then(() => undefined, () => redis.disconnect()));
     const rateLimits: RateLimitStore = redis
-      ? createRedisRateLimitStore(redis)
+      ? createFailOpenRateLimitStore(createRedisRateLimitStore(redis), { logger, registry: metrics.registry })
       : createMemoryRateLimitStore();
     closers.push(() => rateLimits.close());
     // every request made for a tenant (OIDC discovery, later webhooks) goes through this one guard
@@ -204,6 +208,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       logger,
       config: sliceOf(config, jobsModule),
       redisUrl: config.redisUrl,
+      redisCommandTimeoutMs: config.redisCommandTimeoutMs,
       embedded: database.kind === 'pglite',
       audit: audit.service,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
@@ -234,7 +239,17 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       rateLimits,
       idempotency,
     });
-    const checks: Record<string, HealthCheck> = { database: () => database.ping() };
+    const checks: Record<string, HealthCheck> = {
+      database: () => database.ping(config.healthTimeoutMs),
+      // the data dir (embedded database, keys) and the filesystem blob store, when it is elsewhere
+      disk: diskCheck(
+        [
+          config.dataDir,
+          ...(config.storageDriver === 'filesystem' && config.storageDir ? [config.storageDir] : []),
+        ],
+        config.diskFreeMinMb * 1024 * 1024,
+      ),
+    };
     for (const module of modules) Object.assign(checks, module.health);
     if (redis) {
       checks.redis = async () => {
@@ -245,7 +260,10 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     }
     await healthRoutes(server, {
       checks,
-      ready: () => database.ping(),
+      // rate limits fail open without Redis; jobs on BullMQ cannot run or be enqueued
+      essential: ['database', ...(config.jobsDriver === 'redis' ? ['redis'] : [])],
+      timeoutMs: config.healthTimeoutMs,
+      cacheMs: config.healthCacheMs,
       metricsText: async () => ({
         contentType: metrics.registry.contentType,
         body: await metrics.registry.metrics(),
@@ -312,8 +330,15 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
   }
 }
 
-async function connectRedis(url: string, logger: Logger): Promise<Redis> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: false });
+async function connectRedis(url: string, commandTimeout: number, logger: Logger): Promise<Redis> {
+  // no offline queue and a command timeout: a Redis that is down fails at once, a frozen one
+  // within commandTimeout, and neither holds a request (issue 11 item 4)
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: false,
+    commandTimeout,
+  });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   await redis.connect();
   return redis;

@@ -200,9 +200,18 @@ export function createJobQueueService(options: {
   const insert = (trx: Kysely<JobsTables>, ctx: RequestContext, tenant: TenantRef, inputs: EnqueueInput[]) =>
     insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit });
 
+  const refuseWhileDown = () => {
+    if (driver.available && !driver.available())
+      throw new PlexicaError('PLX_JOBS_UNAVAILABLE', {
+        detail: 'the job engine cannot take jobs right now; try again shortly',
+        extra: { retryAfter: 5 },
+      });
+  };
+
   const enqueueAll = async (ctx: RequestContext, inputs: EnqueueInput[]) => {
     const tenant = requireTenant(ctx);
     await prepare(inputs.map((i) => i.type));
+    refuseWhileDown();
     let rows: Selectable<JobsTable>[];
     try {
       rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));

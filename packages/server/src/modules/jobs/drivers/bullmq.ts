@@ -12,6 +12,8 @@ export interface BullMqDriverOptions {
   logger: Logger;
   leaseSeconds: number;
   retryDelaySeconds: number;
+  /** Longest wait for a reply on the non-blocking connections (sends, tenant slots). */
+  commandTimeoutMs: number;
 }
 
 interface Payload {
@@ -35,8 +37,18 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
   // workers block on their own connection; BullMQ wants maxRetriesPerRequest null there
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'job queue redis connection error'));
-  const counters = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
-  counters.on('error', (err) => logger.warn({ err: err.message }, 'job counter redis connection error'));
+  // sends and slots fail fast while Redis is down (no offline queue) or frozen (commandTimeout):
+  // an enqueue answers 503 instead of waiting, a worker retries the delivery later
+  const fastFailing = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: options.commandTimeoutMs,
+  };
+  const producer = new Redis(options.redisUrl, fastFailing);
+  producer.on('error', (err) => logger.warn({ err: err.message }, 'job producer redis connection error'));
+  const counters = new Redis(options.redisUrl, fastFailing);
+  counters.on('error', (err) => logger.warn({ err: err.message }, 'job slot redis connection error'));
   const slots = createTenantSlots(counters);
   const queues = new Map<string, Queue<Payload>>();
   const workers: Worker<Payload>[] = [];
@@ -46,7 +58,7 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
   const queueFor = (name: string) => {
     let queue = queues.get(name);
     if (!queue) {
-      queue = new Queue<Payload>(name, { connection, prefix: options.prefix });
+      queue = new Queue<Payload>(name, { connection: producer, prefix: options.prefix });
       queues.set(name, queue);
     }
     return queue;
@@ -60,8 +72,9 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
 
   return {
     async start() {
-      await Promise.all([connection.connect(), counters.connect()]).catch(unavailable);
+      await Promise.all([connection.connect(), producer.connect(), counters.connect()]).catch(unavailable);
     },
+    available: () => producer.status === 'ready',
     async ensureQueue(name) {
       queueFor(name);
     },
@@ -160,6 +173,7 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
       await Promise.all(workers.map((w) => w.close(true)));
       await Promise.all([...queues.values()].map((q) => q.close()));
       connection.disconnect();
+      producer.disconnect();
       counters.disconnect();
     },
   };
