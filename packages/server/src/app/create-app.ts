@@ -157,7 +157,13 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       ? await connectRedis(config.redisUrl, config.redisCommandTimeoutMs, logger)
       : undefined;
     // QUIT needs a Redis that answers: one that is down is just disconnected
-    if (redis) closers.push(() => redis.quit().then(() => undefined, () => redis.disconnect()));
+    if (redis)
+      closers.push(() =>
+        redis.quit().then(
+          () => undefined,
+          () => redis.disconnect(),
+        ),
+      );
     const rateLimits: RateLimitStore = redis
       ? createFailOpenRateLimitStore(createRedisRateLimitStore(redis), { logger, registry: metrics.registry })
       : createMemoryRateLimitStore();
