@@ -85,5 +85,12 @@ export interface PlexicaModule<S = unknown> {
   routes?(server: Server): Promise<void>;
   /** Called by `start` with the roles this process plays, after migrations and before listening. */
   start?(roles: ReadonlySet<ProcessRole>): Promise<void>;
+  /**
+   * First step of a shutdown, at once and beside the HTTP drain: stop taking
+   * new work (fetching jobs), let what runs finish within `timeoutMs`, give
+   * the rest back. `close` follows once every drain and the HTTP server ended.
+   * @returns what was cut short, said for the operator ("2 running jobs given back")
+   */
+  drain?(timeoutMs: number): Promise<string[]>;
   close?(): Promise<void>;
 }

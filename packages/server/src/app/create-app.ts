@@ -51,6 +51,7 @@ import { PermissionRegistry } from '../permissions.js';
 import { diskCheck, healthRoutes } from './health.js';
 import { createLoops } from './loops.js';
 import { createServer } from './server.js';
+import { countInFlight, type ShutdownReport, shutDown } from './shutdown.js';
 
 /** Migrations of the `core` schema in the order they apply: the kernel's, then each module's in list order. */
 export const CORE_MIGRATIONS: Migration[] = [
@@ -91,7 +92,12 @@ export interface App {
   bootstrap: Bootstrap | undefined;
   /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, loops for scheduler. @returns the URL when listening */
   start(): Promise<string | undefined>;
-  /** Graceful: stop accepting, finish in-flight requests, stop loops, close modules and engines. */
+  /**
+   * Graceful: stop accepting and fetching, finish in-flight requests and jobs within
+   * `PLEXICA_SHUTDOWN_TIMEOUT_MS`, then close modules and engines. @returns what the timeout cut
+   */
+  shutdown(): Promise<ShutdownReport>;
+  /** `shutdown`, for callers that do not need the report. */
   close(): Promise<void>;
 }
 
@@ -208,6 +214,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       secrets: secrets.service,
       audit: audit.service,
       registry,
+      tenants: tenants.service,
     });
     const jobs = await createJobsModule({
       db,
@@ -291,7 +298,20 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       ],
       { logger, registry: metrics.registry },
     );
-    let closing: Promise<void> | undefined;
+    const inFlight = countInFlight(server.server);
+    let closing: Promise<ShutdownReport> | undefined;
+    const shutdown = () => {
+      closing ??= shutDown({
+        server,
+        inFlight,
+        loops,
+        modules,
+        closers,
+        timeoutMs: config.shutdownTimeoutMs,
+        logger,
+      });
+      return closing;
+    };
     return {
       config,
       logger,
@@ -317,14 +337,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         if (roles.has('api')) return server.listen({ port: config.port, host: config.host });
         return undefined;
       },
-      close() {
-        closing ??= (async () => {
-          await loops.stop();
-          await server.close();
-          for (const close of closers.reverse()) await close();
-        })();
-        return closing;
-      },
+      shutdown,
+      close: () => shutdown().then(() => undefined),
     };
   } catch (err) {
     // the start failed: release what was opened, and keep the first error the one thrown

@@ -119,6 +119,8 @@ export interface JobQueueService {
   sweep(olderThanMs?: number): Promise<number>;
   /** Starts the workers of every defined type (the worker role). */
   start(): Promise<void>;
+  /** Stops fetching at once, lets running jobs finish within `timeoutMs`, gives the rest back. @returns how many were given back */
+  stopWorkers(timeoutMs: number): Promise<number>;
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -356,6 +358,12 @@ export function createJobQueueService(options: {
           (received) => runner.run(definition.type, received),
         );
       }
+    },
+
+    async stopWorkers(timeoutMs) {
+      if (!ready) return 0;
+      await ready.catch(() => {});
+      return driver.stopWorkers(timeoutMs);
     },
 
     async stop(timeoutMs) {

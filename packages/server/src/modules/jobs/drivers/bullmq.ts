@@ -52,6 +52,9 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
   const slots = createTenantSlots(counters);
   const queues = new Map<string, Queue<Payload>>();
   const workers: Worker<Payload>[] = [];
+  /** Handlers running in this process, by delivery: aborted when a shutdown runs out of time. */
+  const running = new Map<string, AbortController>();
+  let stoppedWorkers: Promise<number> | undefined;
   // every worker of every process shares these (BullMQ requires it)
   const lockDuration = options.leaseSeconds * 1000;
 
@@ -125,12 +128,15 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
               );
           }, lockDuration / 3);
           try {
+            const givenBack = new AbortController();
+            running.set(member, givenBack);
             await handle({
               jobId: job.data.jobId,
               deliveryId: member,
-              signal: signal ?? new AbortController().signal,
+              signal: signal ? AbortSignal.any([signal, givenBack.signal]) : givenBack.signal,
             });
           } finally {
+            running.delete(member);
             clearInterval(heartbeat);
             // a failed release is harmless: the lease runs out on its own
             await slots
@@ -166,11 +172,23 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
         unavailable(err);
       }
     },
+    stopWorkers(timeoutMs) {
+      stoppedWorkers ??= (async () => {
+        // close() stops fetching at once and resolves when the running handlers end
+        const closing = Promise.all(workers.map((w) => w.close()));
+        const timer = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
+        await Promise.race([closing, timer]);
+        // still running: given back (the runner writes them pending, BullMQ delivers them again)
+        const cut = running.size;
+        for (const controller of running.values()) controller.abort(new Error('the worker is shutting down'));
+        await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+        await Promise.all(workers.map((w) => w.close(true)));
+        return cut;
+      })();
+      return stoppedWorkers;
+    },
     async stop(timeoutMs) {
-      const closing = Promise.all(workers.map((w) => w.close()));
-      const timer = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
-      await Promise.race([closing, timer]);
-      await Promise.all(workers.map((w) => w.close(true)));
+      await this.stopWorkers(timeoutMs);
       await Promise.all([...queues.values()].map((q) => q.close()));
       connection.disconnect();
       producer.disconnect();

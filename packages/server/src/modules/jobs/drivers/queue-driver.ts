@@ -61,6 +61,11 @@ export interface QueueDriver {
   wake(queue: string): void;
   /** Withdraws a delivery that has not started; a started one is left to the worker. */
   cancel(queue: string, deliveryId: string): Promise<void>;
-  /** Stops fetching; waits up to `timeoutMs` for running handlers, then gives their deliveries back. */
+  /**
+   * Stops fetching at once; waits up to `timeoutMs` for running handlers, then
+   * gives their deliveries back. Idempotent. @returns how many were given back
+   */
+  stopWorkers(timeoutMs: number): Promise<number>;
+  /** Stops the workers (as `stopWorkers`) and closes the engine. */
   stop(timeoutMs: number): Promise<void>;
 }
