@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASES } from '../../test/engines.js';
 import { createTestApp, type TestApp } from '../../test/harness.js';
@@ -74,6 +75,18 @@ describe.runIf(canRunOwnPostgres && DATABASES.includes('postgres'))('a frozen Po
     }
     await eventually('recovery', async () => (await list()).status === 200);
     expect((await t.request({ method: 'GET', url: '/ready' })).status).toBe(200);
+  });
+
+  it('survives the server dying under a running statement (no unhandled error event)', async () => {
+    const running = sql`select pg_sleep(3)`.execute(t.app.database.db).then(
+      () => 'finished',
+      (err: Error) => err.message,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await pg.stop();
+    expect(await running).toMatch(/terminat|timeout|shut/i);
+    const health = await answered(t.request({ method: 'GET', url: '/health' }));
+    expect(health.body.checks.database.status).toBe('down');
   });
 });
 

@@ -87,6 +87,12 @@ export async function openDatabase(
   // an idle client that errors (server restart) must not crash the process; the next
   // query reconnects, and the failure is said where someone can see it
   pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle database connection failed'));
+  // nor one in use: a connection cut mid-query (server killed, a timed-out connection closed)
+  // rejects its query and then emits 'error', which without a listener ends the process; the
+  // pool drops the dead client when it is released
+  pool.on('connect', (client) =>
+    client.on('error', (err) => options.logger?.warn({ err: err.message }, 'database connection failed')),
+  );
   const db: Executor = new Kysely({
     dialect: new PostgresDialect({ pool }),
     log: options.onQuery,
