@@ -22,8 +22,15 @@ export interface TenantLifecycleHook {
   changed?(tenant: TenantRef): Promise<void>;
 }
 
-/** A health check: resolves with its round-trip time in ms, throws when the dependency is down. */
-export type HealthCheck = () => Promise<number>;
+/** What a check may say beyond its latency: that it is degraded (low disk), and details shown in `/health`. */
+export interface HealthReading {
+  latencyMs: number;
+  status?: 'up' | 'degraded';
+  [detail: string]: unknown;
+}
+
+/** A health check: resolves with its round-trip time in ms (or a reading), throws when the dependency is down. */
+export type HealthCheck = () => Promise<number | HealthReading>;
 
 /**
  * Background work that repeats (purge, cron tick, sweeps). The app runs it on
@@ -80,5 +87,12 @@ export interface PlexicaModule<S = unknown> {
   routes?(server: Server): Promise<void>;
   /** Called by `start` with the roles this process plays, after migrations and before listening. */
   start?(roles: ReadonlySet<ProcessRole>): Promise<void>;
+  /**
+   * First step of a shutdown, at once and beside the HTTP drain: stop taking
+   * new work (fetching jobs), let what runs finish within `timeoutMs`, give
+   * the rest back. `close` follows once every drain and the HTTP server ended.
+   * @returns what was cut short, said for the operator ("2 running jobs given back")
+   */
+  drain?(timeoutMs: number): Promise<string[]>;
   close?(): Promise<void>;
 }

@@ -7,6 +7,7 @@ import { type Migration, migrateSchema } from '../infra/database/migrator.js';
 import { createIdempotencyStore, idempotencyMigrations } from '../infra/idempotency.js';
 import { createMetrics } from '../infra/metrics.js';
 import { createOutboundGuard } from '../infra/net/outbound-guard.js';
+import { createFailOpenRateLimitStore } from '../infra/rate-limit/fail-open.js';
 import {
   createMemoryRateLimitStore,
   createRedisRateLimitStore,
@@ -53,9 +54,10 @@ import {
   tenantsModule,
 } from '../modules/tenants/index.js';
 import { PermissionRegistry } from '../permissions.js';
-import { healthRoutes } from './health.js';
+import { diskCheck, healthRoutes } from './health.js';
 import { createLoops } from './loops.js';
 import { createServer } from './server.js';
+import { countInFlight, type ShutdownReport, shutDown } from './shutdown.js';
 
 /** Migrations of the `core` schema in the order they apply: the kernel's, then each module's in list order. */
 export const CORE_MIGRATIONS: Migration[] = [
@@ -107,7 +109,12 @@ export interface App {
   bootstrapAdmin(): Promise<Bootstrap | undefined>;
   /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, loops for scheduler. @returns the URL when listening */
   start(): Promise<string | undefined>;
-  /** Graceful: stop accepting, finish in-flight requests, stop loops, close modules and engines. */
+  /**
+   * Graceful: stop accepting and fetching, finish in-flight requests and jobs within
+   * `PLEXICA_SHUTDOWN_TIMEOUT_MS`, then close modules and engines. @returns what the timeout cut
+   */
+  shutdown(): Promise<ShutdownReport>;
+  /** `shutdown`, for callers that do not need the report. */
   close(): Promise<void>;
 }
 
@@ -181,10 +188,19 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     for (const definition of MODULES) {
       if (definition.permissions) registry.register(definition.name, definition.permissions);
     }
-    const redis = config.redisUrl ? await connectRedis(config.redisUrl, logger) : undefined;
-    if (redis) closers.push(() => redis.quit().then(() => undefined));
+    const redis = config.redisUrl
+      ? await connectRedis(config.redisUrl, config.redisCommandTimeoutMs, logger)
+      : undefined;
+    // QUIT needs a Redis that answers: one that is down is just disconnected
+    if (redis)
+      closers.push(() =>
+        redis.quit().then(
+          () => undefined,
+          () => redis.disconnect(),
+        ),
+      );
     const rateLimits: RateLimitStore = redis
-      ? createRedisRateLimitStore(redis)
+      ? createFailOpenRateLimitStore(createRedisRateLimitStore(redis), { logger, registry: metrics.registry })
       : createMemoryRateLimitStore();
     closers.push(() => rateLimits.close());
     // cache invalidation (later realtime fan-out and job cancel) across the instances
@@ -231,12 +247,14 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       secrets: secrets.service,
       audit: audit.service,
       registry,
+      tenants: tenants.service,
     });
     const jobs = await createJobsModule({
       db,
       logger,
       config: sliceOf(config, jobsModule),
       redisUrl: config.redisUrl,
+      redisCommandTimeoutMs: config.redisCommandTimeoutMs,
       embedded: database.kind === 'pglite',
       audit: audit.service,
       outbound,
@@ -273,7 +291,17 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       rateLimits,
       idempotency,
     });
-    const checks: Record<string, HealthCheck> = { database: () => database.ping() };
+    const checks: Record<string, HealthCheck> = {
+      database: () => database.ping(config.healthTimeoutMs),
+      // the data dir (embedded database, keys) and the filesystem blob store, when it is elsewhere
+      disk: diskCheck(
+        [
+          config.dataDir,
+          ...(config.storageDriver === 'filesystem' && config.storageDir ? [config.storageDir] : []),
+        ],
+        config.diskFreeMinMb * 1024 * 1024,
+      ),
+    };
     for (const module of modules) Object.assign(checks, module.health);
     if (redis) {
       checks.redis = async () => {
@@ -285,7 +313,10 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     await healthRoutes(server, {
       metricsToken: config.metricsToken,
       checks,
-      ready: () => database.ping(),
+      // rate limits fail open without Redis; jobs on BullMQ cannot run or be enqueued
+      essential: ['database', ...(config.jobsDriver === 'redis' ? ['redis'] : [])],
+      timeoutMs: config.healthTimeoutMs,
+      cacheMs: config.healthCacheMs,
       metricsText: async () => ({
         contentType: metrics.registry.contentType,
         body: await metrics.registry.metrics(),
@@ -307,7 +338,20 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       ],
       { logger, registry: metrics.registry },
     );
-    let closing: Promise<void> | undefined;
+    const inFlight = countInFlight(server.server);
+    let closing: Promise<ShutdownReport> | undefined;
+    const shutdown = () => {
+      closing ??= shutDown({
+        server,
+        inFlight,
+        loops,
+        modules,
+        closers,
+        timeoutMs: config.shutdownTimeoutMs,
+        logger,
+      });
+      return closing;
+    };
     return {
       config,
       logger,
@@ -348,14 +392,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         if (created) announceBootstrap(created, logger);
         return url;
       },
-      close() {
-        closing ??= (async () => {
-          await loops.stop();
-          await server.close();
-          for (const close of closers.reverse()) await close();
-        })();
-        return closing;
-      },
+      shutdown,
+      close: () => shutdown().then(() => undefined),
     };
   } catch (err) {
     // the start failed: release what was opened, and keep the first error the one thrown
@@ -367,10 +405,17 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
   }
 }
 
-async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+async function connectRedis(url: string, commandTimeout: number, logger: Logger): Promise<Redis> {
   // imported when configured: ioredis is start-up time an embedded install should not pay
   const { Redis } = await import('ioredis');
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: false });
+  // no offline queue and a command timeout: a Redis that is down fails at once, a frozen one
+  // within commandTimeout, and neither holds a request (issue 11 item 4)
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 2,
+    enableOfflineQueue: false,
+    commandTimeout,
+  });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   await redis.connect();
   return redis;

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError } from 'commander';
 import { type App, createApp, migrateCore } from '../app/create-app.js';
+import { exitOnSignals } from '../app/shutdown.js';
 import { ConfigError, loadConfig, type PlexicaConfig, ROLES, type Role } from '../config/index.js';
 import { isPlexicaError } from '../infra/errors.js';
 import { addJobCommands } from './jobs.js';
@@ -70,26 +71,7 @@ export function buildCli(): Command {
         throw explainStartError(err, config);
       });
       app.logger.info({ address, role: config.role, database: app.database.kind }, 'plexica started');
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) return;
-        stopping = true;
-        app.logger.info({ signal }, 'shutting down');
-        const force = setTimeout(() => {
-          app.logger.error('shutdown timed out; exiting');
-          process.exit(1);
-        }, config.shutdownTimeoutMs);
-        force.unref();
-        app.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            app.logger.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
+      exitOnSignals(app);
     });
 
   program

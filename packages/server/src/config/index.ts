@@ -10,9 +10,11 @@ import {
 import type { ModuleDefinition } from '../module.js';
 import { MODULES } from '../modules/index.js';
 import { type KernelConfig, kernelConfig } from './kernel.js';
+import { type ReliabilityConfig, reliabilityConfig } from './reliability.js';
 
 export { ConfigError } from '../infra/options.js';
 export { type KernelConfig, LOG_LEVELS, ROLES, type Role } from './kernel.js';
+export type { ReliabilityConfig } from './reliability.js';
 
 // a module without settings is a ModuleDefinition<unknown>: it adds nothing
 type ConfigOf<M> = M extends ModuleDefinition<infer C> ? (unknown extends C ? never : C) : never;
@@ -22,11 +24,14 @@ type Intersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: 
  * Every setting of the program: the kernel's and each module's fragment, flat
  * as the environment is (a module receives its own slice, see `sliceOf`).
  */
-export type PlexicaConfig = KernelConfig & Intersection<ConfigOf<(typeof MODULES)[number]>>;
+export type PlexicaConfig = KernelConfig &
+  ReliabilityConfig &
+  Intersection<ConfigOf<(typeof MODULES)[number]>>;
 
-/** The kernel's fragment, then each module's in module order (the README table's order). */
+/** The kernel's fragments, then each module's in module order (the README table's order). */
 const FRAGMENTS: AnyConfigFragment[] = [
   kernelConfig,
+  reliabilityConfig as AnyConfigFragment,
   ...MODULES.flatMap((m): AnyConfigFragment[] => (m.config ? [m.config as AnyConfigFragment] : [])),
 ];
 

@@ -27,6 +27,7 @@ export const STATUS_BY_KIND: Record<ErrorKind, number> = {
   range_not_satisfiable: 416,
   rate_limited: 429,
   unavailable: 503,
+  insufficient_storage: 507,
   internal: 500,
 };
 
@@ -106,7 +107,11 @@ const PATH_NOT_ECHOED = new Set<string>(['PLX_MALFORMED_URL', 'PLX_URL_TOO_LONG'
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, error: PlexicaError): FastifyReply {
   const status = STATUS_BY_KIND[error.kind];
   if (status === 401) reply.header('www-authenticate', 'Bearer');
-  if (error.kind === 'rate_limited' && typeof error.extra?.retryAfter === 'number') {
+  // a full window, or an engine that is down for now (PLX_DATABASE_UNAVAILABLE): when to come back
+  if (
+    (error.kind === 'rate_limited' || error.kind === 'unavailable') &&
+    typeof error.extra?.retryAfter === 'number'
+  ) {
     reply.header('retry-after', String(error.extra.retryAfter));
   }
   return reply

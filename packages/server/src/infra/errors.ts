@@ -18,6 +18,7 @@ export type ErrorKind =
   | 'range_not_satisfiable'
   | 'rate_limited'
   | 'unavailable'
+  | 'insufficient_storage'
   | 'internal';
 
 /**
@@ -111,6 +112,7 @@ export const ERROR_CODES = {
   PLX_OUTBOUND_REQUEST_FAILED: { kind: 'unavailable', title: 'Outbound request failed' },
   PLX_SECRET_UNDECRYPTABLE: { kind: 'internal', title: 'Secret cannot be decrypted with the known keys' },
   PLX_DATABASE_UNAVAILABLE: { kind: 'unavailable', title: 'Database is unavailable' },
+  PLX_DISK_FULL: { kind: 'insufficient_storage', title: 'No disk space is left to store this' },
   PLX_CONFLICT: { kind: 'conflict', title: 'Conflicting write' },
   PLX_IDEMPOTENCY_KEY_INVALID: { kind: 'invalid', title: 'Idempotency-Key header is malformed' },
   PLX_IDEMPOTENCY_KEY_REUSED: {

@@ -1,9 +1,8 @@
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import lockfile from 'proper-lockfile';
-import { PlexicaError } from '../errors.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { firstStartTemplate } from './embedded-template.js';
 
 /**
@@ -59,32 +58,23 @@ const MAX_SOCKET_PATH = 100;
 
 /**
  * Locks the data dir (a second process gets a clear error, not a corrupted
- * database), then starts PGlite on `<dataDir>/pgdata`.
+ * database; a dead owner's lock is reclaimed at once), then starts PGlite on
+ * `<dataDir>/pgdata`.
  */
 export async function startEmbeddedPostgres(
   dataDir: string,
   maxConnections: number,
 ): Promise<EmbeddedPostgres> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  let release: () => Promise<void>;
-  try {
-    // stale: a crashed process's lock is taken over after 10 s
-    release = await lockfile.lock(dataDir, {
-      lockfilePath: path.join(dataDir, 'plexica.lock'),
-      stale: 10_000,
-    });
-  } catch (err) {
-    throw new PlexicaError('PLX_DATABASE_UNAVAILABLE', {
-      detail: `data dir ${dataDir} is in use by another plexica process (if that process crashed, retry in 10 s)`,
-      cause: err,
-    });
-  }
+  const release = await lockDataDir(dataDir);
   try {
     let socketDir = path.join(dataDir, 'run');
     if (path.join(socketDir, '.s.PGSQL.5432').length > MAX_SOCKET_PATH) {
       socketDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-'));
     }
     await mkdir(socketDir, { recursive: true, mode: 0o700 });
+    // we hold the data dir, so a socket file there is a crashed owner's (EADDRINUSE otherwise)
+    await rm(path.join(socketDir, '.s.PGSQL.5432'), { force: true });
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: {

@@ -5,8 +5,8 @@ import { PlexicaError } from '../../infra/errors.js';
 import type { AuditService } from '../audit/index.js';
 import type { TenantsService } from '../tenants/index.js';
 import { assertPasswordPolicy, hashPassword, normalizeEmail, verifyPassword } from './passwords.js';
-import type { SessionsService } from './sessions.js';
 import type { PrincipalCache } from './principal-cache.js';
+import type { SessionsService } from './sessions.js';
 import type { IdentityTables } from './tables.js';
 
 /** Passwords changed by their owner, and reset by the operator when lost. */

@@ -67,6 +67,12 @@ export async function createJobsModule(
         .catch((err: unknown) => logger.warn({ err }, 'job engine not ready at start; retried on first use'));
       if (roles.has('worker')) await jobs.start();
     },
+    async drain(timeoutMs) {
+      const cut = await jobs.stopWorkers(timeoutMs);
+      return cut > 0
+        ? [`${cut} running job${cut === 1 ? '' : 's'} given back (they run again on another worker)`]
+        : [];
+    },
     close: () => jobs.stop(deps.shutdownTimeoutMs),
   };
 }

@@ -132,6 +132,8 @@ export interface JobQueueService {
   sweep(olderThanMs?: number): Promise<number>;
   /** Starts the workers of every defined type (the worker role). */
   start(): Promise<void>;
+  /** Stops fetching at once, lets running jobs finish within `timeoutMs`, gives the rest back. @returns how many were given back */
+  stopWorkers(timeoutMs: number): Promise<number>;
   stop(timeoutMs: number): Promise<void>;
 }
 
@@ -224,10 +226,19 @@ export function createJobQueueService(options: {
     }
   };
 
+  const refuseWhileDown = () => {
+    if (driver.available && !driver.available())
+      throw new PlexicaError('PLX_JOBS_UNAVAILABLE', {
+        detail: 'the job engine cannot take jobs right now; try again shortly',
+        extra: { retryAfter: 5 },
+      });
+  };
+
   const enqueueAll = async (ctx: RequestContext, inputs: EnqueueInput[]) => {
     const tenant = requireTenant(ctx);
     await check(inputs);
     await prepare(inputs.map((i) => i.type));
+    refuseWhileDown();
     let rows: Selectable<JobsTable>[];
     try {
       rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));
@@ -376,6 +387,12 @@ export function createJobQueueService(options: {
           (received) => runner.run(definition.type, received),
         );
       }
+    },
+
+    async stopWorkers(timeoutMs) {
+      if (!ready) return 0;
+      await ready.catch(() => {});
+      return driver.stopWorkers(timeoutMs);
     },
 
     async stop(timeoutMs) {

@@ -19,6 +19,8 @@ export interface StorageConfig {
   s3BucketMode: (typeof S3_BUCKET_MODES)[number];
   s3Bucket: string | undefined;
   s3BucketPrefix: string | undefined;
+  storageOrphanGraceSeconds: number;
+  storageOrphanSweepSeconds: number;
 }
 
 /** Every setting of this fragment, its environment variable, type and default. */
@@ -96,5 +98,18 @@ export const storageOptions: ConfigFragment<StorageConfig>['options'] = {
     env: 'PLEXICA_S3_BUCKET_PREFIX',
     kind: { type: 'string' },
     description: 'Put before tenant-{id} in bucket names (bucket names are global on AWS), e.g. acme-prod-',
+  },
+  storageOrphanGraceSeconds: {
+    env: 'PLEXICA_STORAGE_ORPHAN_GRACE',
+    kind: { type: 'int', min: 60, max: 30 * 86_400 },
+    default: 3600,
+    description:
+      'A blob no file references (left by a crash mid-upload), or an S3 multipart upload left open, is removed once this old; must exceed the longest upload',
+  },
+  storageOrphanSweepSeconds: {
+    env: 'PLEXICA_STORAGE_ORPHAN_SWEEP_INTERVAL',
+    kind: { type: 'int', min: 10, max: 86_400 },
+    default: 3600,
+    description: 'How often the scheduler looks for orphaned blobs and open uploads',
   },
 };

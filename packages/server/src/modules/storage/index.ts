@@ -4,9 +4,11 @@ import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
 import type { SecretsService } from '../secrets/index.js';
+import type { TenantsService } from '../tenants/index.js';
 import { type StorageConfig, storageOptions } from './config.js';
 import { BLOB_STORES, type BlobStore, createBlobStore } from './drivers/index.js';
 import { storageTenantMigrations } from './migrations.js';
+import { createOrphanSweep } from './orphan-sweep.js';
 import { STORAGE_PERMISSIONS } from './permissions.js';
 import { type PublicOrigin, storageRoutes } from './routes/index.js';
 import { createStorageService, type StorageService } from './service.js';
@@ -37,7 +39,11 @@ export async function createStorageModule(deps: {
   secrets: SecretsService;
   audit: AuditService;
   registry: PermissionRegistry;
-}): Promise<PlexicaModule<StorageService> & { store: BlobStore }> {
+  /** Whose namespaces the orphan sweep walks. */
+  tenants: Pick<TenantsService, 'list'>;
+}): Promise<
+  PlexicaModule<StorageService> & { store: BlobStore; sweepOrphans: ReturnType<typeof createOrphanSweep> }
+> {
   const { config } = deps;
   const store = await createBlobStore(config, { dataDir: deps.dataDir, logger: deps.logger });
   const service = createStorageService({
@@ -52,10 +58,26 @@ export async function createStorageModule(deps: {
     audit: deps.audit,
     logger: deps.logger,
   });
+  const sweepOrphans = createOrphanSweep({
+    db: deps.db,
+    store,
+    tenants: deps.tenants,
+    graceMs: config.storageOrphanGraceSeconds * 1000,
+    logger: deps.logger,
+  });
   return {
     name: 'storage',
     service,
     store,
+    sweepOrphans,
+    loops: [
+      {
+        name: 'storage.orphan-sweep',
+        role: 'scheduler',
+        intervalMs: config.storageOrphanSweepSeconds * 1000,
+        run: (signal) => sweepOrphans(signal).then(() => undefined),
+      },
+    ],
     routes: (server) =>
       storageRoutes(server, { storage: service, registry: deps.registry, origin: deps.origin }),
     tenantLifecycle: service.lifecycle,

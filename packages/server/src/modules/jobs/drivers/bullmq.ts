@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { PlexicaError } from '../../../infra/errors.js';
 import type { QueueDriver } from './queue-driver.js';
+import { createTenantSlots } from './tenant-slots.js';
 
 export interface BullMqDriverOptions {
   redisUrl: string;
@@ -11,6 +12,8 @@ export interface BullMqDriverOptions {
   logger: Logger;
   leaseSeconds: number;
   retryDelaySeconds: number;
+  /** Longest wait for a reply on the non-blocking connections (sends, tenant slots). */
+  commandTimeoutMs: number;
 }
 
 interface Payload {
@@ -24,26 +27,41 @@ const FAIRNESS_DELAY_MS = 250;
 /**
  * Jobs on Redis with BullMQ. BullMQ cannot join a database transaction, so
  * the service dispatches after its commit (and sweeps what a crash left).
- * BullMQ's open-source edition has no groups: per-tenant fairness is a Redis
- * counter per tenant and queue, and a job whose tenant is at its limit is moved
- * back to the delayed set for a moment, leaving the slot to other tenants.
+ * BullMQ's open-source edition has no groups: per-tenant fairness is a set of
+ * slot leases per tenant and queue (tenant-slots.ts), and a job whose tenant is
+ * at its limit is moved back to the delayed set for a moment, leaving the
+ * worker to other tenants.
  */
 export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
   const { logger } = options;
   // workers block on their own connection; BullMQ wants maxRetriesPerRequest null there
   const connection = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
   connection.on('error', (err) => logger.warn({ err: err.message }, 'job queue redis connection error'));
-  const counters = new Redis(options.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 2 });
-  counters.on('error', (err) => logger.warn({ err: err.message }, 'job counter redis connection error'));
+  // sends and slots fail fast while Redis is down (no offline queue) or frozen (commandTimeout):
+  // an enqueue answers 503 instead of waiting, a worker retries the delivery later
+  const fastFailing = {
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    enableOfflineQueue: false,
+    commandTimeout: options.commandTimeoutMs,
+  };
+  const producer = new Redis(options.redisUrl, fastFailing);
+  producer.on('error', (err) => logger.warn({ err: err.message }, 'job producer redis connection error'));
+  const counters = new Redis(options.redisUrl, fastFailing);
+  counters.on('error', (err) => logger.warn({ err: err.message }, 'job slot redis connection error'));
+  const slots = createTenantSlots(counters);
   const queues = new Map<string, Queue<Payload>>();
   const workers: Worker<Payload>[] = [];
+  /** Handlers running in this process, by delivery: aborted when a shutdown runs out of time. */
+  const running = new Map<string, AbortController>();
+  let stoppedWorkers: Promise<number> | undefined;
   // every worker of every process shares these (BullMQ requires it)
   const lockDuration = options.leaseSeconds * 1000;
 
   const queueFor = (name: string) => {
     let queue = queues.get(name);
     if (!queue) {
-      queue = new Queue<Payload>(name, { connection, prefix: options.prefix });
+      queue = new Queue<Payload>(name, { connection: producer, prefix: options.prefix });
       queues.set(name, queue);
     }
     return queue;
@@ -57,8 +75,9 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
 
   return {
     async start() {
-      await Promise.all([connection.connect(), counters.connect()]).catch(unavailable);
+      await Promise.all([connection.connect(), producer.connect(), counters.connect()]).catch(unavailable);
     },
+    available: () => producer.status === 'ready',
     async ensureQueue(name) {
       queueFor(name);
     },
@@ -92,28 +111,39 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
       const worker = new Worker<Payload>(
         name,
         async (job: Job<Payload>, token?: string, signal?: AbortSignal) => {
-          const key = `tenant:${job.data.tenantId}:jobs:${name}:running`;
-          // one round trip; the expiry cleans up after a worker that died holding a slot
-          const replies = await counters
-            .multi()
-            .incr(key)
-            .pexpire(key, lockDuration * 2)
-            .exec();
-          const [error, running] = replies?.[0] ?? [new Error('the fairness counter did not answer')];
-          if (error) throw error;
-          if ((running as number) > tenantConcurrency) {
-            await counters.decr(key);
+          const key = `tenant:${job.data.tenantId}:jobs:${name}:slots`;
+          const member = job.id!;
+          const taken = await slots.take(key, member, tenantConcurrency, lockDuration);
+          if (!taken) {
             await job.moveToDelayed(Date.now() + FAIRNESS_DELAY_MS, token);
             throw new DelayedError();
           }
+          // the slot is a lease like the job's lock: renewed while the handler runs, so a
+          // worker that dies (kill -9) frees it within PLEXICA_JOBS_LEASE_SECONDS
+          const heartbeat = setInterval(() => {
+            slots
+              .renew(key, member, lockDuration)
+              .catch((err: unknown) =>
+                logger.warn({ err: (err as Error).message, queue: name }, 'could not renew a tenant slot'),
+              );
+          }, lockDuration / 3);
           try {
+            const givenBack = new AbortController();
+            running.set(member, givenBack);
             await handle({
               jobId: job.data.jobId,
-              deliveryId: job.id!,
-              signal: signal ?? new AbortController().signal,
+              deliveryId: member,
+              signal: signal ? AbortSignal.any([signal, givenBack.signal]) : givenBack.signal,
             });
           } finally {
-            await counters.decr(key);
+            running.delete(member);
+            clearInterval(heartbeat);
+            // a failed release is harmless: the lease runs out on its own
+            await slots
+              .release(key, member)
+              .catch((err: unknown) =>
+                logger.warn({ err: (err as Error).message, queue: name }, 'could not release a tenant slot'),
+              );
           }
         },
         {
@@ -142,13 +172,26 @@ export function createBullMqDriver(options: BullMqDriverOptions): QueueDriver {
         unavailable(err);
       }
     },
+    stopWorkers(timeoutMs) {
+      stoppedWorkers ??= (async () => {
+        // close() stops fetching at once and resolves when the running handlers end
+        const closing = Promise.all(workers.map((w) => w.close()));
+        const timer = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
+        await Promise.race([closing, timer]);
+        // still running: given back (the runner writes them pending, BullMQ delivers them again)
+        const cut = running.size;
+        for (const controller of running.values()) controller.abort(new Error('the worker is shutting down'));
+        await Promise.race([closing, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+        await Promise.all(workers.map((w) => w.close(true)));
+        return cut;
+      })();
+      return stoppedWorkers;
+    },
     async stop(timeoutMs) {
-      const closing = Promise.all(workers.map((w) => w.close()));
-      const timer = new Promise((resolve) => setTimeout(resolve, timeoutMs).unref());
-      await Promise.race([closing, timer]);
-      await Promise.all(workers.map((w) => w.close(true)));
+      await this.stopWorkers(timeoutMs);
       await Promise.all([...queues.values()].map((q) => q.close()));
       connection.disconnect();
+      producer.disconnect();
       counters.disconnect();
     },
   };

@@ -10,6 +10,8 @@ export interface QueueDriverDeps {
   db: Executor;
   logger: Logger;
   redisUrl: string | undefined;
+  /** Longest wait for a Redis reply on connections that do not block (PLEXICA_REDIS_COMMAND_TIMEOUT_MS). */
+  redisCommandTimeoutMs: number;
   /** The database is the embedded PGlite (one connection, one session). */
   embedded: boolean;
 }
@@ -52,6 +54,7 @@ export const QUEUE_DRIVERS: Record<JobsDriver, QueueDriverEntry> = {
         logger: deps.logger,
         leaseSeconds: config.jobsLeaseSeconds,
         retryDelaySeconds: config.jobsRetryDelaySeconds,
+        commandTimeoutMs: deps.redisCommandTimeoutMs,
       });
     },
   },

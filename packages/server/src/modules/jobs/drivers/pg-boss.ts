@@ -39,7 +39,8 @@ const SETTLE_BATCH = 500;
 
 interface QueueWorker {
   fill(): void;
-  stop(timeoutMs: number): Promise<void>;
+  /** @returns how many deliveries were still running at the timeout (given back) */
+  stop(timeoutMs: number): Promise<number>;
 }
 
 /**
@@ -197,9 +198,11 @@ export function createPgBossDriver(options: PgBossDriverOptions): QueueDriver {
         const timer = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
         await Promise.race([drained, timer]);
         // what is still running is given back: its handler sees the abort, the delivery is retried
+        const cut = held.size;
         for (const h of held.values()) h.controller.abort(new Error('the worker is shutting down'));
         await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
         clearInterval(heartbeat);
+        return cut;
       },
     };
   };
@@ -252,9 +255,13 @@ export function createPgBossDriver(options: PgBossDriverOptions): QueueDriver {
     async cancel(queue, deliveryId) {
       await boss.cancel(queue, deliveryId).catch(unavailable);
     },
-    async stop(timeoutMs) {
-      await Promise.all([...workers.values()].map((w) => w.stop(timeoutMs)));
+    async stopWorkers(timeoutMs) {
+      const stopping = [...workers.values()].map((w) => w.stop(timeoutMs));
       workers.clear();
+      return (await Promise.all(stopping)).reduce((sum, n) => sum + n, 0);
+    },
+    async stop(timeoutMs) {
+      await this.stopWorkers(timeoutMs);
       await boss.stop({ graceful: true, timeout: 1000, close: false });
     },
     wake(queue) {

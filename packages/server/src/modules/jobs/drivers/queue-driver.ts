@@ -50,10 +50,22 @@ export interface QueueDriver {
     options: { concurrency: number; tenantConcurrency: number },
     handle: (received: Received) => Promise<void>,
   ): Promise<void>;
+  /**
+   * Optional capability: whether the engine can take deliveries right now (its
+   * connection is up). An engine outside our database (BullMQ on Redis) has
+   * it, and the service refuses new jobs with 503 PLX_JOBS_UNAVAILABLE while it
+   * says no; without it (pg-boss) the database's own availability decides.
+   */
+  available?(): boolean;
   /** Wakes this process's workers of `queue` now instead of at their next poll. */
   wake(queue: string): void;
   /** Withdraws a delivery that has not started; a started one is left to the worker. */
   cancel(queue: string, deliveryId: string): Promise<void>;
-  /** Stops fetching; waits up to `timeoutMs` for running handlers, then gives their deliveries back. */
+  /**
+   * Stops fetching at once; waits up to `timeoutMs` for running handlers, then
+   * gives their deliveries back. Idempotent. @returns how many were given back
+   */
+  stopWorkers(timeoutMs: number): Promise<number>;
+  /** Stops the workers (as `stopWorkers`) and closes the engine. */
   stop(timeoutMs: number): Promise<void>;
 }

@@ -36,6 +36,15 @@ export interface BlobStore {
   copy(tenantId: string, fromKey: string, toKey: string): Promise<void>;
   /** Every blob key of the tenant (for purges, audits and the contract suite). */
   keys(tenantId: string): AsyncIterable<string>;
+  /** Every blob with the time it was last written: what the orphan sweep weighs against its grace period. */
+  listBlobs(tenantId: string): AsyncIterable<{ key: string; modifiedAt: Date }>;
+  /**
+   * Optional capability: aborts the engine's multipart uploads of the tenant
+   * opened before `olderThan` (a crash mid-upload leaves them, billed and
+   * invisible). An engine without it (the filesystem) has nothing open.
+   * @returns how many were aborted
+   */
+  abortStaleUploads?(tenantId: string, olderThan: Date): Promise<number>;
   /**
    * A URL the client fetches from the engine itself, when the engine can sign
    * one (S3 presigned GET); undefined means Plexica serves the download.

@@ -19,7 +19,14 @@ export function createFilesystemBlobStore(root: string): BlobStore {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT')
       throw new PlexicaError('PLX_STORAGE_BLOB_MISSING', { detail: `blob ${key} is missing` });
-    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'EIO' || code === 'EMFILE') {
+    // a full disk is the operator's to fix, not a passing outage: its own code and 507 (issue 11 item 7)
+    if (code === 'ENOSPC' || code === 'EDQUOT') {
+      throw new PlexicaError('PLX_DISK_FULL', {
+        detail: `the file store has no space left (${code})`,
+        cause: err,
+      });
+    }
+    if (code === 'EIO' || code === 'EMFILE') {
       throw new PlexicaError('PLX_STORAGE_UNAVAILABLE', {
         detail: `filesystem storage failed (${code})`,
         cause: err,
@@ -88,6 +95,13 @@ export function createFilesystemBlobStore(root: string): BlobStore {
         if (!fan.isDirectory()) continue;
         for await (const entry of await opendir(path.join(dir, fan.name)))
           if (entry.isFile()) yield entry.name;
+      }
+    },
+    async *listBlobs(tenantId) {
+      for await (const key of this.keys(tenantId)) {
+        // a blob removed between the listing and the stat is not there to sweep
+        const info = await stat(fileOf(tenantId, key)).catch(() => undefined);
+        if (info) yield { key, modifiedAt: info.mtime };
       }
     },
     async ping() {
