@@ -67,6 +67,27 @@ export const JOB_ENGINES: JobEngine[] = [
     : []),
 ];
 
+/**
+ * The event bus engines. `crossProcess`: several processes can share it, so a
+ * consumer can be a child process that is killed (the embedded database is one
+ * process's). `transactional`: it joins the database transaction (no outbox relay).
+ */
+export interface EventEngine {
+  name: string;
+  database: DatabaseKind;
+  driver: 'postgres';
+  crossProcess: boolean;
+}
+
+export const EVENT_ENGINES: EventEngine[] = DATABASES.map(
+  (database): EventEngine => ({
+    name: `event log on ${database}`,
+    database,
+    driver: 'postgres',
+    crossProcess: database === 'postgres',
+  }),
+);
+
 export interface BlobEngine {
   database: DatabaseKind;
   driver: 'filesystem' | 's3';

@@ -14,6 +14,7 @@ import {
 } from '../infra/rate-limit/store.js';
 import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
 import { type AuditService, createAuditModule } from '../modules/audit/index.js';
+import { createEventsModule, type EventBus, eventsModule } from '../modules/events/index.js';
 import {
   type ApiKeysService,
   type Bootstrap,
@@ -73,6 +74,7 @@ export interface Services {
   storage: StorageService;
   jobs: JobQueueService;
   schedules: JobSchedulesService;
+  events: EventBus;
 }
 
 export interface App {
@@ -208,8 +210,18 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       audit: audit.service,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
+    const events = await createEventsModule({
+      db,
+      logger,
+      config: sliceOf(config, eventsModule),
+      databaseUrl: config.databaseUrl,
+      metrics: {
+        registry: metrics.registry,
+        onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),
+      },
+    });
     // in module order (the order of MODULES)
-    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs];
+    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
     });
@@ -283,6 +295,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         storage: storage.service,
         jobs: jobs.service,
         schedules: jobs.schedules,
+        events: events.service,
       },
       blobStore: storage.store,
       bootstrap,

@@ -147,6 +147,13 @@ export const ERROR_CODES = {
   PLX_JOB_CRON_INVALID: { kind: 'invalid', title: 'Cron expression or time zone is invalid' },
   PLX_JOB_SCHEDULE_NOT_FOUND: { kind: 'not_found', title: 'Job schedule not found' },
   PLX_JOBS_UNAVAILABLE: { kind: 'unavailable', title: 'The job engine is unavailable' },
+  PLX_EVENT_TYPE_INVALID: { kind: 'invalid', title: 'Event type must be segment(.segment)+' },
+  PLX_EVENT_PATTERN_INVALID: { kind: 'invalid', title: 'Topic pattern is invalid' },
+  PLX_EVENT_TOO_LARGE: { kind: 'too_large', title: 'Event data is too large' },
+  PLX_EVENT_TOPIC_FORBIDDEN: { kind: 'forbidden', title: 'Topic belongs to another tenant' },
+  PLX_EVENT_REPLAY_FUTURE: { kind: 'invalid', title: 'A replay cannot start in the future' },
+  PLX_EVENT_POSITION_UNKNOWN: { kind: 'not_found', title: 'No retained event at this position' },
+  PLX_EVENT_DEAD_LETTER_NOT_FOUND: { kind: 'not_found', title: 'Dead letter not found' },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

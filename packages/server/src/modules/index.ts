@@ -1,4 +1,5 @@
 import { auditModule } from './audit/index.js';
+import { eventsModule } from './events/index.js';
 import { identityModule } from './identity/index.js';
 import { jobsModule } from './jobs/index.js';
 import { secretsModule } from './secrets/index.js';
@@ -18,4 +19,5 @@ export const MODULES = [
   auditModule,
   storageModule,
   jobsModule,
+  eventsModule,
 ] as const;
