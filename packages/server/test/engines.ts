@@ -75,18 +75,32 @@ export const JOB_ENGINES: JobEngine[] = [
 export interface EventEngine {
   name: string;
   database: DatabaseKind;
-  driver: 'postgres';
+  driver: 'postgres' | 'redis';
   crossProcess: boolean;
 }
 
-export const EVENT_ENGINES: EventEngine[] = DATABASES.map(
-  (database): EventEngine => ({
-    name: `event log on ${database}`,
-    database,
-    driver: 'postgres',
-    crossProcess: database === 'postgres',
-  }),
-);
+// Redis Streams keep the outbox and dead letters in PostgreSQL when it runs, so a child process can share them
+const redisDatabase: DatabaseKind = DATABASES.includes('postgres') ? 'postgres' : 'pglite';
+export const EVENT_ENGINES: EventEngine[] = [
+  ...DATABASES.map(
+    (database): EventEngine => ({
+      name: `event log on ${database}`,
+      database,
+      driver: 'postgres',
+      crossProcess: database === 'postgres',
+    }),
+  ),
+  ...(enabled('redis') && DATABASES.length > 0
+    ? [
+        {
+          name: `Redis Streams (outbox in ${redisDatabase})`,
+          database: redisDatabase,
+          driver: 'redis' as const,
+          crossProcess: redisDatabase === 'postgres',
+        },
+      ]
+    : []),
+];
 
 export interface BlobEngine {
   database: DatabaseKind;

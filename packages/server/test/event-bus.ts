@@ -1,6 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { type Database, openDatabase } from '../src/infra/database/index.js';
@@ -8,7 +10,7 @@ import { migrateSchema } from '../src/infra/database/migrator.js';
 import { EVENT_DRIVERS } from '../src/modules/events/drivers/index.js';
 import { eventsMigrations } from '../src/modules/events/migrations.js';
 import { createEventBus, type EventBus } from '../src/modules/events/service.js';
-import type { EventEngine } from './engines.js';
+import { type EventEngine, REDIS_URL } from './engines.js';
 import { PG_ADMIN_URL } from './harness.js';
 import { createScratchDatabase } from './scratch-database.js';
 
@@ -16,7 +18,7 @@ export interface BusFixture {
   bus: EventBus;
   database: Database;
   /** Connection settings a child process needs to open the same bus. */
-  connection: { databaseUrl: string | undefined };
+  connection: { databaseUrl: string | undefined; redisPrefix: string };
   /** Another bus on the same engine and database (another process's, as far as the engine knows). */
   another(): Promise<EventBus>;
   close(): Promise<void>;
@@ -45,8 +47,9 @@ export async function createBusFixture(engine: EventEngine): Promise<BusFixture>
   const database = await openDatabase({ databaseUrl, databasePoolSize: 5, dataDir });
   await database.db.transaction().execute((trx) => migrateSchema(trx, 'core', eventsMigrations));
   const buses: EventBus[] = [];
+  const redisPrefix = `plx-bus-${randomBytes(4).toString('hex')}`;
   const make = async () => {
-    const bus = await openBus(engine, database, databaseUrl);
+    const bus = await openBus(engine, database, databaseUrl, redisPrefix);
     buses.push(bus);
     return bus;
   };
@@ -54,12 +57,13 @@ export async function createBusFixture(engine: EventEngine): Promise<BusFixture>
   return {
     bus,
     database,
-    connection: { databaseUrl },
+    connection: { databaseUrl, redisPrefix },
     another: make,
     async close() {
       for (const b of buses) await b.close();
       await database.close();
       await drop?.();
+      if (engine.driver === 'redis') await deleteRedisKeys(redisPrefix);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -70,10 +74,16 @@ export async function openBus(
   engine: Pick<EventEngine, 'driver'>,
   database: Database,
   databaseUrl: string | undefined,
+  redisPrefix: string,
 ): Promise<EventBus> {
   const logger = pino({ level: 'silent' });
-  const config = { eventsDriver: engine.driver, ...BUS_SETTINGS };
-  const driver = await EVENT_DRIVERS[engine.driver].create(config, { db: database.db, logger, databaseUrl });
+  const config = { eventsDriver: engine.driver, eventsRedisPrefix: redisPrefix, ...BUS_SETTINGS };
+  const driver = await EVENT_DRIVERS[engine.driver].create(config, {
+    db: database.db,
+    logger,
+    databaseUrl,
+    redisUrl: REDIS_URL,
+  });
   return createEventBus({
     db: database.db,
     driver,
@@ -96,5 +106,16 @@ export async function until(
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Removes a test run's keys (its own prefix only: the Redis is shared). */
+async function deleteRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+  } finally {
+    await redis.quit();
   }
 }

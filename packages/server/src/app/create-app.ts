@@ -215,6 +215,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       logger,
       config: sliceOf(config, eventsModule),
       databaseUrl: config.databaseUrl,
+      redisUrl: config.redisUrl,
       metrics: {
         registry: metrics.registry,
         onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),

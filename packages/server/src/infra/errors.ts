@@ -154,6 +154,7 @@ export const ERROR_CODES = {
   PLX_EVENT_REPLAY_FUTURE: { kind: 'invalid', title: 'A replay cannot start in the future' },
   PLX_EVENT_POSITION_UNKNOWN: { kind: 'not_found', title: 'No retained event at this position' },
   PLX_EVENT_DEAD_LETTER_NOT_FOUND: { kind: 'not_found', title: 'Dead letter not found' },
+  PLX_EVENTS_UNAVAILABLE: { kind: 'unavailable', title: 'The event engine is unavailable' },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

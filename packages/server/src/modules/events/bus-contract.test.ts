@@ -95,7 +95,7 @@ for (const engine of EVENT_ENGINES)
         'routing',
       );
       await bus.publish(ctxOf(ACME), 'crm.deal.won', {});
-      await until(() => deals.got.length === 2, 'the last event');
+      await until(() => deals.got.length === 2 && crm.got.length === 3, 'the last event');
       const topics = (c: { got: EventDelivery[] }) => c.got.map((d) => d.topic).sort();
       expect(topics(crm)).toEqual(['acme.crm.contact.created', 'acme.crm.deal.created', 'acme.crm.deal.won']);
       expect(topics(deals)).toEqual(['acme.crm.deal.created', 'acme.crm.deal.won']);
@@ -282,7 +282,6 @@ for (const engine of EVENT_ENGINES)
       await until(() => first.got.length === 1, 'the first event');
       await first.sub.close();
       for (let n = 1; n <= 4; n++) await bus.publish(ctxOf(ACME), 'down.item.made', { n });
-      await bus.publish(ctxOf(ACME), 'elsewhere.item.made', {});
       await until(async () => (await bus.lag(group)) === 4, 'a lag of 4');
       const back = await collect(bus, group, ['acme.down.*']);
       subs.push(back.sub);

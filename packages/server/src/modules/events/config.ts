@@ -1,11 +1,12 @@
 import type { ConfigFragment } from '../../infra/options.js';
 
-export const EVENTS_DRIVERS = ['postgres'] as const;
+export const EVENTS_DRIVERS = ['postgres', 'redis'] as const;
 export type EventsDriver = (typeof EVENTS_DRIVERS)[number];
 
 /** The event bus's settings: its engine, delivery and retention. */
 export interface EventsConfig {
   eventsDriver: EventsDriver;
+  eventsRedisPrefix: string;
   eventsPollIntervalMs: number;
   eventsMaxAttempts: number;
   eventsAckTimeoutSeconds: number;
@@ -19,7 +20,14 @@ export const eventsOptions: ConfigFragment<EventsConfig>['options'] = {
     env: 'PLEXICA_EVENTS_DRIVER',
     kind: { type: 'enum', values: EVENTS_DRIVERS },
     default: 'postgres',
-    description: 'Event bus engine: the event log in the database (embedded or PostgreSQL)',
+    description:
+      'Event bus engine: the event log in the database (embedded or PostgreSQL), or Redis Streams on PLEXICA_REDIS_URL',
+  },
+  eventsRedisPrefix: {
+    env: 'PLEXICA_EVENTS_REDIS_PREFIX',
+    kind: { type: 'string' },
+    default: 'plexica',
+    description: 'Key prefix of the event stream and consumer-group state in Redis',
   },
   eventsPollIntervalMs: {
     env: 'PLEXICA_EVENTS_POLL_INTERVAL_MS',

@@ -16,7 +16,7 @@ export type { EventBus, EventDelivery, PublishOptions, SubscribeOptions, Subscri
 /** seed 002: an event's data is at most 64 KB. */
 export const MAX_EVENT_DATA_BYTES = 64 * 1024;
 
-/** The durable event bus: CloudEvents on the database's event log (later Redis Streams, NATS JetStream). */
+/** The durable event bus: CloudEvents on the database's event log or on Redis Streams. */
 export const eventsModule: ModuleDefinition<EventsConfig> = {
   name: 'events',
   config: {
@@ -31,6 +31,7 @@ export async function createEventsModule(deps: {
   logger: Logger;
   config: EventsConfig;
   databaseUrl: string | undefined;
+  redisUrl: string | undefined;
   metrics: { registry: Registry; onPublished(type: string): void };
 }): Promise<PlexicaModule<EventBus>> {
   const { config } = deps;

@@ -11,6 +11,7 @@ export interface EventDriverDeps {
   logger: Logger;
   /** PostgreSQL's URL (a LISTEN connection of the driver's own); unset on the embedded database. */
   databaseUrl: string | undefined;
+  redisUrl: string | undefined;
 }
 
 interface EventDriverEntry {
@@ -31,6 +32,21 @@ export const EVENT_DRIVERS: Record<EventsDriver, EventDriverEntry> = {
         logger: deps.logger,
         listenUrl: deps.databaseUrl,
         pollIntervalMs: config.eventsPollIntervalMs,
+      });
+    },
+  },
+  redis: {
+    validate: (_config, kernel) =>
+      kernel.redisUrl ? [] : ['PLEXICA_REDIS_URL: required when PLEXICA_EVENTS_DRIVER is redis'],
+    async create(config, deps) {
+      const { createRedisEventDriver } = await import('./redis.js');
+      if (!deps.redisUrl) throw new Error('the redis event driver needs PLEXICA_REDIS_URL');
+      return createRedisEventDriver({
+        redisUrl: deps.redisUrl,
+        prefix: config.eventsRedisPrefix,
+        logger: deps.logger,
+        pollIntervalMs: config.eventsPollIntervalMs,
+        maxEvents: config.eventsRetentionMaxEvents,
       });
     },
   },
