@@ -8,7 +8,7 @@ import { inject } from 'vitest';
 import { type Database, openDatabase } from '../src/infra/database/index.js';
 import { migrateSchema } from '../src/infra/database/migrator.js';
 import { EVENT_DRIVERS } from '../src/modules/events/drivers/index.js';
-import { eventsMigrations } from '../src/modules/events/migrations.js';
+import { busMigrations } from '../src/modules/events/migrations.js';
 import { createEventBus, type EventBus } from '../src/modules/events/service.js';
 import { type EventEngine, REDIS_URL } from './engines.js';
 import { PG_ADMIN_URL } from './harness.js';
@@ -45,7 +45,7 @@ export async function createBusFixture(engine: EventEngine): Promise<BusFixture>
     drop = scratch.drop;
   }
   const database = await openDatabase({ databaseUrl, databasePoolSize: 5, dataDir });
-  await database.db.transaction().execute((trx) => migrateSchema(trx, 'core', eventsMigrations));
+  await database.db.transaction().execute((trx) => migrateSchema(trx, 'core', busMigrations));
   const buses: EventBus[] = [];
   const redisPrefix = `plx-bus-${randomBytes(4).toString('hex')}`;
   const make = async () => {
@@ -77,7 +77,12 @@ export async function openBus(
   redisPrefix: string,
 ): Promise<EventBus> {
   const logger = pino({ level: 'silent' });
-  const config = { eventsDriver: engine.driver, eventsRedisPrefix: redisPrefix, ...BUS_SETTINGS };
+  const config = {
+    eventsDriver: engine.driver,
+    eventsRedisPrefix: redisPrefix,
+    eventsLogRetentionDays: 90,
+    ...BUS_SETTINGS,
+  };
   const driver = await EVENT_DRIVERS[engine.driver].create(config, {
     db: database.db,
     logger,

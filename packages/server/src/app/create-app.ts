@@ -14,7 +14,13 @@ import {
 } from '../infra/rate-limit/store.js';
 import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
 import { type AuditService, createAuditModule } from '../modules/audit/index.js';
-import { createEventsModule, type EventBus, eventsModule } from '../modules/events/index.js';
+import {
+  type AppsService,
+  createEventsModule,
+  type EventBus,
+  eventsModule,
+  type PlatformEventsService,
+} from '../modules/events/index.js';
 import {
   type ApiKeysService,
   type Bootstrap,
@@ -75,6 +81,8 @@ export interface Services {
   jobs: JobQueueService;
   schedules: JobSchedulesService;
   events: EventBus;
+  apps: AppsService;
+  eventLog: PlatformEventsService;
 }
 
 export interface App {
@@ -216,6 +224,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       config: sliceOf(config, eventsModule),
       databaseUrl: config.databaseUrl,
       redisUrl: config.redisUrl,
+      audit: audit.service,
       metrics: {
         registry: metrics.registry,
         onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),
@@ -297,6 +306,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         jobs: jobs.service,
         schedules: jobs.schedules,
         events: events.service,
+        apps: events.apps,
+        eventLog: events.log,
       },
       blobStore: storage.store,
       bootstrap,

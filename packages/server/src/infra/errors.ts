@@ -155,6 +155,10 @@ export const ERROR_CODES = {
   PLX_EVENT_POSITION_UNKNOWN: { kind: 'not_found', title: 'No retained event at this position' },
   PLX_EVENT_DEAD_LETTER_NOT_FOUND: { kind: 'not_found', title: 'Dead letter not found' },
   PLX_EVENTS_UNAVAILABLE: { kind: 'unavailable', title: 'The event engine is unavailable' },
+  PLX_EVENT_FILTER_NEVER_MATCHES: { kind: 'invalid', title: 'The event filter can never match' },
+  PLX_EVENT_CURSOR_INVALID: { kind: 'invalid', title: 'The paging cursor is invalid' },
+  PLX_APP_NOT_FOUND: { kind: 'not_found', title: 'App not found' },
+  PLX_APP_NAME_TAKEN: { kind: 'conflict', title: 'An app of this tenant already has this name' },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

@@ -12,6 +12,7 @@ export interface EventsConfig {
   eventsAckTimeoutSeconds: number;
   eventsRetentionHours: number;
   eventsRetentionMaxEvents: number;
+  eventsLogRetentionDays: number;
 }
 
 /** Every setting of this fragment, its environment variable, type and default. */
@@ -59,5 +60,11 @@ export const eventsOptions: ConfigFragment<EventsConfig>['options'] = {
     kind: { type: 'int', min: 1000, max: 1_000_000_000 },
     default: 10_000_000,
     description: 'Most events the bus keeps; the oldest go first',
+  },
+  eventsLogRetentionDays: {
+    env: 'PLEXICA_EVENTS_LOG_RETENTION_DAYS',
+    kind: { type: 'int', min: 1, max: 3650 },
+    default: 90,
+    description: 'How long the platform event log (GET /api/v1/events) keeps an event (seed 002: 90 days)',
   },
 };

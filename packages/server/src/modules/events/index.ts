@@ -2,15 +2,24 @@ import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Executor } from '../../infra/database/index.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
+import type { AuditService } from '../audit/index.js';
+import { type AppsService, createAppsService } from './apps.js';
+import { lifecycleEventsFromAudit } from './catalogue.js';
 import { type EventsConfig, eventsOptions } from './config.js';
 import { EVENT_DRIVERS } from './drivers/index.js';
 import { eventsMigrations } from './migrations.js';
+import { EVENTS_PERMISSIONS } from './permissions.js';
+import { createPlatformEventsService, type PlatformEventsService } from './platform-events.js';
+import { eventRoutes } from './routes.js';
 import { createEventBus, type EventBus } from './service.js';
 
+export type { App, AppsService } from './apps.js';
+export { CORE_EVENT_CATALOGUE } from './catalogue.js';
 export type { EventsConfig } from './config.js';
 export type { DeadLetter, DeadLetterStore } from './dead-letters.js';
 export type { ConsumerSpec, DriverDelivery, EventDriver, SeekPoint } from './drivers/index.js';
 export type { CloudEvent } from './envelope.js';
+export type { EventLogFilter, PlatformEvent, PlatformEventsService } from './platform-events.js';
 export type { EventBus, EventDelivery, PublishOptions, SubscribeOptions, Subscription } from './service.js';
 
 /** seed 002: an event's data is at most 64 KB. */
@@ -23,6 +32,7 @@ export const eventsModule: ModuleDefinition<EventsConfig> = {
     options: eventsOptions,
     validate: (config, kernel) => EVENT_DRIVERS[config.eventsDriver].validate(config, kernel),
   },
+  permissions: EVENTS_PERMISSIONS,
   coreMigrations: eventsMigrations,
 };
 
@@ -32,8 +42,9 @@ export async function createEventsModule(deps: {
   config: EventsConfig;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  audit: AuditService;
   metrics: { registry: Registry; onPublished(type: string): void };
-}): Promise<PlexicaModule<EventBus>> {
+}): Promise<PlexicaModule<EventBus> & { apps: AppsService; log: PlatformEventsService }> {
   const { config } = deps;
   const driver = await EVENT_DRIVERS[config.eventsDriver].create(config, deps);
   const bus = createEventBus({
@@ -49,6 +60,9 @@ export async function createEventsModule(deps: {
     },
     onPublished: (event) => deps.metrics.onPublished(event.type),
   });
+  const apps = createAppsService(deps.db);
+  const log = createPlatformEventsService({ db: deps.db, bus, apps });
+  deps.audit.onRecorded(lifecycleEventsFromAudit(log, deps.db));
   new Gauge({
     name: 'event_consumer_lag',
     help: 'Events a consumer group subscribed in this process has still to work through',
@@ -62,6 +76,9 @@ export async function createEventsModule(deps: {
   return {
     name: 'events',
     service: bus,
+    apps,
+    log,
+    routes: (server) => eventRoutes(server, { apps, events: log }),
     health: { events: () => bus.ping() },
     loops: [
       // events a crash left in the outbox between the commit and the hand-over to the engine

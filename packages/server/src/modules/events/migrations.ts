@@ -5,7 +5,7 @@ import type { Migration } from '../../infra/database/migrator.js';
  * The bus's tables in `core`. `events` is the postgres driver's log; the
  * outbox and the dead letters serve every driver.
  */
-export const eventsMigrations: Migration[] = [
+export const busMigrations: Migration[] = [
   {
     id: 'events/0001_event_log',
     async up(db) {
@@ -86,3 +86,56 @@ export const eventsMigrations: Migration[] = [
     },
   },
 ];
+
+/**
+ * Apps (seed 002's publishing applications) and the platform event log the
+ * events API reads: per tenant, kept for the retention period (default 90 days).
+ */
+export const platformEventsMigrations: Migration[] = [
+  {
+    id: 'events/0003_apps_platform_events',
+    async up(db) {
+      await sql`create table core.apps (
+        id uuid primary key default gen_random_uuid(),
+        tenant_id uuid not null references core.tenants (id) on delete cascade,
+        name text not null,
+        description text,
+        created_by uuid,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        unique (tenant_id, name)
+      )`.execute(db);
+      await sql`create table core.platform_events (
+        seq bigint generated always as identity primary key,
+        id uuid not null unique,
+        tenant_id uuid not null references core.tenants (id) on delete cascade,
+        app_id uuid references core.apps (id) on delete cascade,
+        source text not null,
+        category text not null,
+        type text not null,
+        entity_type text,
+        entity_id text,
+        data jsonb not null,
+        trace_id text,
+        idempotency_key text,
+        occurred_at timestamptz not null,
+        created_at timestamptz not null default now()
+      )`.execute(db);
+      // an app's retried publish (same key) returns the first event
+      await sql`create unique index platform_events_idempotency on core.platform_events (app_id, idempotency_key)
+        where idempotency_key is not null`.execute(db);
+      await sql`create index platform_events_tenant on core.platform_events (tenant_id, seq desc)`.execute(
+        db,
+      );
+      await sql`create index platform_events_app on core.platform_events (tenant_id, app_id, seq desc)`.execute(
+        db,
+      );
+      await sql`create index platform_events_type on core.platform_events (tenant_id, type, seq desc)`.execute(
+        db,
+      );
+      await sql`create index platform_events_created on core.platform_events (created_at)`.execute(db);
+    },
+  },
+];
+
+export const eventsMigrations: Migration[] = [...busMigrations, ...platformEventsMigrations];

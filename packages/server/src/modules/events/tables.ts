@@ -39,7 +39,36 @@ export interface EventDeadLettersTable {
   redriven_at: NullableTimestamp;
 }
 
+export interface AppsTable {
+  id: Generated<string>;
+  tenant_id: string;
+  name: string;
+  description: string | null;
+  created_by: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface PlatformEventsTable {
+  seq: Generated<string>;
+  id: string;
+  tenant_id: string;
+  app_id: string | null;
+  source: string;
+  category: string;
+  type: string;
+  entity_type: string | null;
+  entity_id: string | null;
+  data: ColumnType<unknown, string, string>;
+  trace_id: string | null;
+  idempotency_key: string | null;
+  occurred_at: ColumnType<Date, string | Date, string | Date>;
+  created_at: Timestamp;
+}
+
 export interface EventsTables {
+  'core.apps': AppsTable;
+  'core.platform_events': PlatformEventsTable;
   'core.events': EventsTable;
   'core.event_outbox': EventOutboxTable;
   'core.event_dead_letters': EventDeadLettersTable;
