@@ -53,6 +53,12 @@ import {
   type TenantsService,
   tenantsModule,
 } from '../modules/tenants/index.js';
+import {
+  createWebhooksModule,
+  type WebhookDeliveryLog,
+  type WebhookEndpointsService,
+  webhooksModule,
+} from '../modules/webhooks/index.js';
 import { PermissionRegistry } from '../permissions.js';
 import { healthRoutes } from './health.js';
 import { createLoops } from './loops.js';
@@ -83,6 +89,8 @@ export interface Services {
   events: EventBus;
   apps: AppsService;
   eventLog: PlatformEventsService;
+  webhooks: WebhookEndpointsService;
+  webhookDeliveries: WebhookDeliveryLog;
 }
 
 export interface App {
@@ -230,8 +238,19 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),
       },
     });
+    const webhooks = createWebhooksModule({
+      db,
+      logger,
+      config: sliceOf(config, webhooksModule),
+      bus: events.service,
+      jobs: jobs.service,
+      secrets: secrets.service,
+      audit: audit.service,
+      apps: events.apps,
+      outboundAllowHosts: config.outboundAllowHosts,
+    });
     // in module order (the order of MODULES)
-    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events];
+    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events, webhooks];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
     });
@@ -308,6 +327,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         events: events.service,
         apps: events.apps,
         eventLog: events.log,
+        webhooks: webhooks.service,
+        webhookDeliveries: webhooks.deliveries,
       },
       blobStore: storage.store,
       bootstrap,

@@ -5,6 +5,7 @@ import { jobsModule } from './jobs/index.js';
 import { secretsModule } from './secrets/index.js';
 import { storageModule } from './storage/index.js';
 import { tenantsModule } from './tenants/index.js';
+import { webhooksModule } from './webhooks/index.js';
 
 /**
  * Every module, in the order their migrations run, their settings appear in
@@ -20,4 +21,5 @@ export const MODULES = [
   storageModule,
   jobsModule,
   eventsModule,
+  webhooksModule,
 ] as const;

@@ -26,7 +26,12 @@ export const CORE_EVENT_CATALOGUE: Record<string, { type: string; entity: string
   'storage.file.copied': { type: 'storage.file.copied', entity: 'file' },
   'job.created': { type: 'jobs.job.created', entity: 'job' },
   'job_schedule.created': { type: 'jobs.schedule.created', entity: 'job_schedule' },
+  'webhook_endpoint.created': { type: 'webhooks.endpoint.created', entity: 'webhook_endpoint' },
+  'webhook_endpoint.deleted': { type: 'webhooks.endpoint.deleted', entity: 'webhook_endpoint' },
 };
+
+/** Job types whose creation raises no event: each webhook delivery is a job, and would raise one per delivery. */
+const SILENT_JOB_TYPES = /^webhooks\./;
 
 /**
  * The audit listener that raises them. Inside a transaction the after-commit
@@ -38,6 +43,7 @@ export function lifecycleEventsFromAudit(events: PlatformEventsService, db: Exec
   return async (ctx: RequestContext, records: AuditInput[], trx: Executor) => {
     const raised = records.flatMap((r) => {
       const entry = CORE_EVENT_CATALOGUE[r.action];
+      if (r.action === 'job.created' && SILENT_JOB_TYPES.test(String(r.data?.type ?? ''))) return [];
       return entry && ctx.tenant ? [{ record: r, entry }] : [];
     });
     if (raised.length === 0) return;
