@@ -1,4 +1,5 @@
 import { eventLoop } from './event-loop.js';
+import { events } from './events.js';
 import { httpLatency } from './http-latency.js';
 import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
@@ -12,6 +13,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'event-loop': eventLoop,
   storage,
   jobs,
+  events,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

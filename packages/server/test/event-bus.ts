@@ -81,6 +81,7 @@ export async function openBus(
     eventsDriver: engine.driver,
     eventsRedisPrefix: redisPrefix,
     eventsLogRetentionDays: 90,
+    eventsPublishRateLimit: 1000,
     ...BUS_SETTINGS,
   };
   const driver = await EVENT_DRIVERS[engine.driver].create(config, {

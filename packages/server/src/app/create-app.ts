@@ -233,6 +233,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       databaseUrl: config.databaseUrl,
       redisUrl: config.redisUrl,
       audit: audit.service,
+      jobs: jobs.service,
+      rateLimits,
       metrics: {
         registry: metrics.registry,
         onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),
@@ -248,6 +250,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       audit: audit.service,
       apps: events.apps,
       outboundAllowHosts: config.outboundAllowHosts,
+      rateLimits,
     });
     // in module order (the order of MODULES)
     const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events, webhooks];

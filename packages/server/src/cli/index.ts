@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { type App, createApp, migrateCore } from '../app/create-app.js';
 import { ConfigError, loadConfig, type PlexicaConfig, ROLES, type Role } from '../config/index.js';
 import { isPlexicaError } from '../infra/errors.js';
+import { addEventCommands } from './events.js';
 import { addJobCommands } from './jobs.js';
 
 type Overrides = Partial<PlexicaConfig>;
@@ -144,6 +145,7 @@ export function buildCli(): Command {
     });
 
   addJobCommands(program);
+  addEventCommands(program);
   return program;
 }
 

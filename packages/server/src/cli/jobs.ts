@@ -42,7 +42,7 @@ const parseLimit = (value: string): number => {
  * A refused call as one line naming its catalogue code (`PLX_JOB_NOT_CANCELLABLE: …`),
  * or the status when the answer was not a problem document; `main` prints it and exits 1.
  */
-function explained<A extends unknown[]>(action: (...args: A) => Promise<void>) {
+export function explained<A extends unknown[]>(action: (...args: A) => Promise<void>) {
   return async (...args: A) => {
     try {
       await action(...args);

@@ -13,6 +13,7 @@ export interface EventsConfig {
   eventsRetentionHours: number;
   eventsRetentionMaxEvents: number;
   eventsLogRetentionDays: number;
+  eventsPublishRateLimit: number;
 }
 
 /** Every setting of this fragment, its environment variable, type and default. */
@@ -66,5 +67,11 @@ export const eventsOptions: ConfigFragment<EventsConfig>['options'] = {
     kind: { type: 'int', min: 1, max: 3650 },
     default: 90,
     description: 'How long the platform event log (GET /api/v1/events) keeps an event (seed 002: 90 days)',
+  },
+  eventsPublishRateLimit: {
+    env: 'PLEXICA_EVENTS_PUBLISH_RATE_LIMIT',
+    kind: { type: 'int', min: 1, max: 100_000_000 },
+    default: 1000,
+    description: 'Events a tenant may publish through the API per 15 minutes (seed 002)',
   },
 };

@@ -1,12 +1,16 @@
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { Executor } from '../../infra/database/index.js';
+import type { RateLimitStore } from '../../infra/rate-limit/store.js';
+import { createTenantLimit } from '../../infra/rate-limit/tenant-limit.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { AuditService } from '../audit/index.js';
+import type { JobQueueService } from '../jobs/index.js';
 import { type AppsService, createAppsService } from './apps.js';
 import { lifecycleEventsFromAudit } from './catalogue.js';
 import { type EventsConfig, eventsOptions } from './config.js';
 import { EVENT_DRIVERS } from './drivers/index.js';
+import { wireJobCancel } from './job-cancel.js';
 import { eventsMigrations } from './migrations.js';
 import { EVENTS_PERMISSIONS } from './permissions.js';
 import { createPlatformEventsService, type PlatformEventsService } from './platform-events.js';
@@ -43,6 +47,8 @@ export async function createEventsModule(deps: {
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
   audit: AuditService;
+  jobs: JobQueueService;
+  rateLimits: RateLimitStore;
   metrics: { registry: Registry; onPublished(type: string): void };
 }): Promise<PlexicaModule<EventBus> & { apps: AppsService; log: PlatformEventsService }> {
   const { config } = deps;
@@ -61,8 +67,18 @@ export async function createEventsModule(deps: {
     onPublished: (event) => deps.metrics.onPublished(event.type),
   });
   const apps = createAppsService(deps.db);
-  const log = createPlatformEventsService({ db: deps.db, bus, apps });
+  const log = createPlatformEventsService({
+    db: deps.db,
+    bus,
+    apps,
+    publishLimit: createTenantLimit(deps.rateLimits, {
+      name: 'events',
+      max: config.eventsPublishRateLimit,
+      windowMs: 15 * 60_000,
+    }),
+  });
   deps.audit.onRecorded(lifecycleEventsFromAudit(log, deps.db));
+  const jobCancel = wireJobCancel(bus, deps.jobs);
   new Gauge({
     name: 'event_consumer_lag',
     help: 'Events a consumer group subscribed in this process has still to work through',
@@ -91,6 +107,12 @@ export async function createEventsModule(deps: {
         run: () => bus.trim(),
       },
     ],
-    close: () => bus.close(),
+    async start(roles) {
+      if (roles.has('worker')) await jobCancel.start();
+    },
+    async close() {
+      await jobCancel.stop();
+      await bus.close();
+    },
   };
 }

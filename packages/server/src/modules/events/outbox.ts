@@ -19,12 +19,14 @@ export function createOutbox(db: Executor, driver: EventDriver) {
       const rows = await sql<{ id: number; topic: string; key: string | null; envelope: CloudEvent }>`
         select id, topic, key, envelope from core.event_outbox
         where ${ids === 'stale' ? sql`created_at < now() - ${STALE_MS} * interval '1 millisecond'` : sql`id = any(${ids})`}
-        order by id limit 1000 for update skip locked`.execute(trx);
+        order by id ${ids === 'stale' ? sql`limit 1000` : sql``} for update skip locked`.execute(trx);
       if (rows.rows.length === 0) return 0;
       await driver.append(rows.rows.map((r) => ({ topic: r.topic, key: r.key, event: r.envelope })));
       await sql`delete from core.event_outbox where id = any(${rows.rows.map((r) => r.id)})`.execute(trx);
       return rows.rows.length;
     });
+  // one relay per transaction, however many events it published
+  const pendingOf = new WeakMap<Transaction, number[]>();
   return {
     async write(tx: Transaction, events: OutgoingEvent[]) {
       const rows = await tx.db
@@ -33,6 +35,12 @@ export function createOutbox(db: Executor, driver: EventDriver) {
         .returning('id')
         .execute();
       const ids = rows.map((r: { id: number }) => Number(r.id));
+      const pending = pendingOf.get(tx);
+      if (pending) {
+        pending.push(...ids);
+        return;
+      }
+      pendingOf.set(tx, ids);
       tx.afterCommit(async () => {
         await relay(ids);
       });

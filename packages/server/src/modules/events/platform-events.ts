@@ -4,6 +4,7 @@ import { isUniqueViolation } from '../../infra/database/errors.js';
 import type { Executor } from '../../infra/database/index.js';
 import { inTransaction, type Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
+import type { TenantLimit } from '../../infra/rate-limit/tenant-limit.js';
 import { type AppsService, appSource } from './apps.js';
 import { assertEventType, CORE_SOURCE } from './envelope.js';
 import type { EventBus } from './service.js';
@@ -100,6 +101,8 @@ export function createPlatformEventsService(deps: {
   db: Executor;
   bus: EventBus;
   apps: AppsService;
+  /** seed 002: events a tenant may publish per window. */
+  publishLimit: TenantLimit;
 }): PlatformEventsService {
   const db: Kysely<EventsTables> = deps.db;
   const { bus, apps } = deps;
@@ -141,6 +144,7 @@ export function createPlatformEventsService(deps: {
 
   return {
     async publish(ctx, appId, input) {
+      await deps.publishLimit(requireTenant(ctx));
       const app = await apps.get(ctx, appId);
       if (!SEGMENT.test(input.category))
         throw new PlexicaError('PLX_EVENT_TYPE_INVALID', {

@@ -6,6 +6,7 @@ export interface WebhooksConfig {
   webhooksTimeoutSeconds: number;
   webhooksAutoDisableAfter: number;
   webhooksLogRetentionDays: number;
+  webhooksManageRateLimit: number;
 }
 
 export const webhooksOptions: ConfigFragment<WebhooksConfig>['options'] = {
@@ -34,7 +35,17 @@ export const webhooksOptions: ConfigFragment<WebhooksConfig>['options'] = {
     default: 30,
     description: 'How long deliveries and their attempts are kept',
   },
+  webhooksManageRateLimit: {
+    env: 'PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT',
+    kind: { type: 'int', min: 1, max: 100_000_000 },
+    default: 50,
+    description:
+      'Webhook management calls (create, change, delete, rotate, redeliver, recover) a tenant may make per 15 minutes (seed 002)',
+  },
 };
+
+/** seed 002's rate-limit window. */
+export const RATE_LIMIT_WINDOW_MS = 15 * 60_000;
 
 /** Problems of the schedule: each entry whole seconds from 0 to a day. */
 export function scheduleProblems(config: WebhooksConfig): string[] {

@@ -2,12 +2,14 @@ import type { Logger } from 'pino';
 import { systemContext, toTenantRef } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
 import { createOutboundGuard, type OutboundGuard } from '../../infra/net/outbound-guard.js';
+import type { RateLimitStore } from '../../infra/rate-limit/store.js';
+import { createTenantLimit } from '../../infra/rate-limit/tenant-limit.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { AuditService } from '../audit/index.js';
 import type { AppsService, EventBus, Subscription } from '../events/index.js';
 import type { JobQueueService } from '../jobs/index.js';
 import type { SecretsService } from '../secrets/index.js';
-import { scheduleProblems, type WebhooksConfig, webhooksOptions } from './config.js';
+import { RATE_LIMIT_WINDOW_MS, scheduleProblems, type WebhooksConfig, webhooksOptions } from './config.js';
 import { createWebhookDelivery, DELIVER_JOB } from './delivery.js';
 import { createDeliveryLog, type WebhookDeliveryLog } from './delivery-log.js';
 import { createWebhookEndpointsService, type WebhookEndpointsService } from './endpoints.js';
@@ -38,6 +40,7 @@ export function createWebhooksModule(deps: {
   apps: AppsService;
   /** The operator's allow-list (PLEXICA_OUTBOUND_ALLOW_HOSTS): the only way to reach http or private hosts. */
   outboundAllowHosts: string[];
+  rateLimits: RateLimitStore;
   /** Tests inject a guard with their own resolver. */
   guard?: OutboundGuard;
 }): PlexicaModule<WebhookEndpointsService> & { deliveries: WebhookDeliveryLog } {
@@ -75,7 +78,16 @@ export function createWebhooksModule(deps: {
     name: 'webhooks',
     service: endpoints,
     deliveries: log,
-    routes: (server) => webhookRoutes(server, { endpoints, deliveries: log }),
+    routes: (server) =>
+      webhookRoutes(server, {
+        endpoints,
+        deliveries: log,
+        manageLimit: createTenantLimit(deps.rateLimits, {
+          name: 'webhook management calls',
+          max: config.webhooksManageRateLimit,
+          windowMs: RATE_LIMIT_WINDOW_MS,
+        }),
+      }),
     loops: [
       {
         name: 'webhooks.log-purge',

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
+import type { TenantLimit } from '../../infra/rate-limit/tenant-limit.js';
 import type { WebhookDeliveryLog } from './delivery-log.js';
 import type { WebhookEndpointsService } from './endpoints.js';
 
@@ -59,9 +60,15 @@ const AppParams = Type.Object({ appId: Type.String({ maxLength: 64 }) });
 /** Standard Webhooks endpoints (per tenant and per app), their deliveries, redelivery and recovery. */
 export async function webhookRoutes(
   server: Server,
-  deps: { endpoints: WebhookEndpointsService; deliveries: WebhookDeliveryLog },
+  deps: { endpoints: WebhookEndpointsService; deliveries: WebhookDeliveryLog; manageLimit: TenantLimit },
 ): Promise<void> {
   const { endpoints, deliveries } = deps;
+  // seed 002: webhook management calls count against the tenant's budget
+  server.addHook('preHandler', async (request) => {
+    const permission = (request.routeOptions.config as { permission?: string }).permission;
+    if (permission === 'webhooks:endpoint:manage' && request.ctx.tenant)
+      await deps.manageLimit(request.ctx.tenant);
+  });
   server.addSchema(EndpointSchema);
   const tags = ['webhooks'];
   const Ref = Type.Ref('WebhookEndpoint');

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { createBatcher } from '../../../infra/batcher.js';
 import type { Executor } from '../../../infra/database/index.js';
 import { PlexicaError } from '../../../infra/errors.js';
 import { type CloudEvent, type OutgoingEvent, patternsRegex } from '../envelope.js';
@@ -40,6 +41,8 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
     listener = client;
   }
 
+  // one NOTIFY per transaction is enough to wake every listener at its commit
+  const notified = new WeakSet<Executor>();
   const insert = async (executor: Executor, events: OutgoingEvent[]) => {
     if (events.length === 0) return;
     await executor
@@ -57,7 +60,10 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
       )
       .execute();
     // delivered at commit (or now, outside a transaction); other processes wake on it
-    if (options.listenUrl) await sql`select pg_notify(${CHANNEL}, '')`.execute(executor);
+    if (options.listenUrl && !(executor !== db && notified.has(executor))) {
+      await sql`select pg_notify(${CHANNEL}, '')`.execute(executor);
+      if (executor !== db) notified.add(executor);
+    }
   };
 
   const ensureGroup = async (spec: ConsumerSpec) => {
@@ -71,12 +77,13 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
   };
 
   /** Moves the group's cursor over the log, making deliveries of what it matches; one member at a time. */
+  /** @returns whether committed events wait behind a transaction still running (look again soon) */
   const fetch = (group: string) =>
     db.transaction().execute(async (trx) => {
       const lock = await sql<{
         locked: boolean;
       }>`select pg_try_advisory_xact_lock(hashtext(${`plexica-events:${group}`})) as locked`.execute(trx);
-      if (!lock.rows[0]?.locked) return;
+      if (!lock.rows[0]?.locked) return false;
       await sql`with g as (
           select cursor_tx, cursor_position, pattern from core.event_groups where name = ${group}
         ), scanned as (
@@ -92,9 +99,17 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
         update core.event_groups set (cursor_tx, cursor_position) =
           (select tx, position from scanned order by tx desc, position desc limit 1)
         where name = ${group} and exists (select 1 from scanned)`.execute(trx);
+      const held = await sql<{ held: boolean }>`select exists (
+          select 1 from core.events e, core.event_groups g
+          where g.name = ${group} and (e.tx, e.position) > (g.cursor_tx, g.cursor_position)
+        ) as held`.execute(trx);
+      return held.rows[0]?.held === true;
     });
 
-  const claim = async (spec: ConsumerSpec): Promise<DriverDelivery[]> => {
+  const claim = async (
+    spec: ConsumerSpec,
+    ack: (position: string) => Promise<void>,
+  ): Promise<DriverDelivery[]> => {
     const { rows } = await sql<{
       position: string;
       attempts: number;
@@ -123,10 +138,7 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
       key: row.key,
       event: row.envelope,
       attempt: row.attempts,
-      ack: async () => {
-        await sql`delete from core.event_deliveries
-          where group_name = ${spec.group} and position = ${row.position}::bigint`.execute(db);
-      },
+      ack: () => ack(row.position),
       nack: async (delayMs) => {
         await sql`update core.event_deliveries set visible_at = now() + ${delayMs} * interval '1 millisecond'
           where group_name = ${spec.group} and position = ${row.position}::bigint`.execute(db);
@@ -147,15 +159,25 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
     },
     async consume(spec, onBatch): Promise<Consumption> {
       await ensureGroup(spec);
+      // acks that arrive together (a batch's handlers ending at once) are one statement
+      const ack = createBatcher(
+        async (positions: string[]) => {
+          await sql`delete from core.event_deliveries
+            where group_name = ${spec.group} and position = any(${positions}::bigint[])`.execute(db);
+          return positions.map(() => undefined);
+        },
+        { maxBatch: 1000 },
+      );
       let running = true;
       let sleeping: (() => void) | undefined;
       const onWake = () => sleeping?.();
       wake.on('wake', onWake);
       const loop = (async () => {
         while (running) {
+          let held = false;
           try {
-            await fetch(spec.group);
-            const batch = await claim(spec);
+            held = await fetch(spec.group);
+            const batch = await claim(spec, ack);
             if (batch.length > 0) {
               await onBatch(batch);
               continue;
@@ -165,7 +187,8 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
           }
           if (!running) break;
           await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, options.pollIntervalMs);
+            // events behind an older transaction still running: they are readable as soon as it ends
+            const timer = setTimeout(resolve, held ? 5 : options.pollIntervalMs);
             sleeping = () => {
               clearTimeout(timer);
               resolve();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { createBatcher } from '../../../infra/batcher.js';
 import { PlexicaError } from '../../../infra/errors.js';
 import type { CloudEvent } from '../envelope.js';
 import type { ConsumerSpec, Consumption, DriverDelivery, EventDriver } from './event-driver.js';
@@ -82,7 +83,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
     spec: ConsumerSpec,
     rows: Row[],
     consumer: string,
-    local: DriverDelivery[],
+    ack: (entry: [id: string, key: string]) => Promise<void>,
   ): DriverDelivery[] =>
     rows.map(([id, topic, key, envelope, attempt]) => ({
       position: id,
@@ -90,11 +91,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
       key: key === '' ? null : key,
       event: JSON.parse(envelope) as CloudEvent,
       attempt: Number(attempt),
-      ack: async () => {
-        // the key's next entry, claimed by this member: it is handed over in the next batch
-        const next = await redis.plxAck(...groupKeys(spec.group), spec.group, consumer, id, key);
-        local.push(...deliveries(spec, next, consumer, local));
-      },
+      ack: () => ack([id, key]),
       nack: async (delayMs) => {
         // idle time set so that XAUTOCLAIM takes it again `delayMs` from now
         const idle = Math.max(0, spec.ackTimeoutMs - delayMs);
@@ -136,6 +133,22 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
       let running = true;
       // entries this member took over from an ack (the next of a key)
       const local: DriverDelivery[] = [];
+      // acks that arrive together are one pipeline; each hands its key's next entry to this member
+      const ack = createBatcher(
+        async (entries: [id: string, key: string][]) => {
+          const pipeline = redis.pipeline() as ReturnType<Redis['pipeline']> & {
+            plxAck(...args: (string | number)[]): unknown;
+          };
+          for (const [id, key] of entries) pipeline.plxAck(...keys, spec.group, consumer, id, key);
+          const results = (await pipeline.exec()) ?? [];
+          for (const [err, next] of results) {
+            if (err) throw err;
+            local.push(...deliveries(spec, next as Row[], consumer, ack));
+          }
+          return entries.map(() => undefined);
+        },
+        { maxBatch: 500 },
+      );
       const loop = (async () => {
         while (running) {
           try {
@@ -147,7 +160,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
               spec.ackTimeoutMs,
               spec.batchSize,
             );
-            batch.push(...deliveries(spec, reclaimed, consumer, local));
+            batch.push(...deliveries(spec, reclaimed, consumer, ack));
             const fresh = await redis.plxFetch(
               ...keys,
               spec.group,
@@ -155,7 +168,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
               spec.batchSize,
               ...spec.patterns,
             );
-            batch.push(...deliveries(spec, fresh, consumer, local));
+            batch.push(...deliveries(spec, fresh, consumer, ack));
             if (batch.length > 0) {
               await onBatch(batch);
               continue;
