@@ -6,7 +6,7 @@ import { type Database, type Executor, openDatabase } from '../infra/database/in
 import { type Migration, migrateSchema } from '../infra/database/migrator.js';
 import { createIdempotencyStore, idempotencyMigrations } from '../infra/idempotency.js';
 import { createMetrics } from '../infra/metrics.js';
-import { createOutboundGuard } from '../infra/net/outbound-guard.js';
+import { createOutboundGuard, type HostResolver } from '../infra/net/outbound-guard.js';
 import {
   createMemoryRateLimitStore,
   createRedisRateLimitStore,
@@ -148,7 +148,13 @@ const rolesOf = (config: PlexicaConfig): ReadonlySet<ProcessRole> =>
  * the module list is walked for routes, health checks, loops, lifecycle hooks,
  * start and close.
  */
-export async function createApp(config: PlexicaConfig, options: { logger?: Logger } = {}): Promise<App> {
+export interface CreateAppOptions {
+  logger?: Logger;
+  /** How outbound requests resolve host names (tests make a name resolve elsewhere later: DNS rebinding). */
+  resolveHost?: HostResolver;
+}
+
+export async function createApp(config: PlexicaConfig, options: CreateAppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config);
   const closers: (() => Promise<void>)[] = [];
   const gauges = { activeTenants: async () => 0 };
@@ -177,7 +183,10 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       : createMemoryRateLimitStore();
     closers.push(() => rateLimits.close());
     // every request made for a tenant (OIDC discovery, later webhooks) goes through this one guard
-    const outbound = createOutboundGuard({ allowHosts: config.outboundAllowHosts });
+    const outbound = createOutboundGuard({
+      allowHosts: config.outboundAllowHosts,
+      ...(options.resolveHost && { resolve: options.resolveHost }),
+    });
 
     // the modules, in dependency order; each gets its own settings and the services it uses
     const secrets = await createSecretsModule({
@@ -251,6 +260,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       apps: events.apps,
       outboundAllowHosts: config.outboundAllowHosts,
       rateLimits,
+      ...(options.resolveHost && { resolveHost: options.resolveHost }),
     });
     // in module order (the order of MODULES)
     const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events, webhooks];

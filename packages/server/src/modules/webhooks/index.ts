@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { systemContext, toTenantRef } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
-import { createOutboundGuard, type OutboundGuard } from '../../infra/net/outbound-guard.js';
+import { createOutboundGuard, type HostResolver } from '../../infra/net/outbound-guard.js';
 import type { RateLimitStore } from '../../infra/rate-limit/store.js';
 import { createTenantLimit } from '../../infra/rate-limit/tenant-limit.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
@@ -41,20 +41,19 @@ export function createWebhooksModule(deps: {
   /** The operator's allow-list (PLEXICA_OUTBOUND_ALLOW_HOSTS): the only way to reach http or private hosts. */
   outboundAllowHosts: string[];
   rateLimits: RateLimitStore;
-  /** Tests inject a guard with their own resolver. */
-  guard?: OutboundGuard;
+  /** Tests resolve host names their own way (a name that moves to 127.0.0.1 after creation). */
+  resolveHost?: HostResolver;
 }): PlexicaModule<WebhookEndpointsService> & { deliveries: WebhookDeliveryLog } {
   const { config } = deps;
   const timeoutMs = config.webhooksTimeoutSeconds * 1000;
   // the security work's guard, with the webhook timeout and no redirects followed
-  const guard =
-    deps.guard ??
-    createOutboundGuard({
-      allowHosts: deps.outboundAllowHosts,
-      timeoutMs,
-      maxRedirects: 0,
-      maxResponseBytes: 64 * 1024,
-    });
+  const guard = createOutboundGuard({
+    allowHosts: deps.outboundAllowHosts,
+    timeoutMs,
+    maxRedirects: 0,
+    maxResponseBytes: 64 * 1024,
+    ...(deps.resolveHost && { resolve: deps.resolveHost }),
+  });
   const endpoints = createWebhookEndpointsService({ ...deps, guard });
   const deliveries = createWebhookDelivery({
     ...deps,

@@ -316,3 +316,58 @@ for (const kind of DATABASES)
       ).toBe(6);
     });
   });
+
+describe.skipIf(DATABASES.length === 0)('webhook SSRF guard at each delivery (DNS rebinding)', () => {
+  let t: TestApp;
+  // hooks.example.test is public when the endpoint is created, then moves to 127.0.0.1
+  let rebound = false;
+  const resolveHost = async (hostname: string) =>
+    hostname === 'hooks.example.test'
+      ? [{ address: rebound ? '127.0.0.1' : '93.184.216.34', family: 4 }]
+      : [{ address: '127.0.0.1', family: 4 }];
+  beforeAll(async () => {
+    t = await createTestApp(
+      DATABASES[0] ?? 'pglite',
+      { eventsPollIntervalMs: 50, jobsPollIntervalSeconds: 1, webhooksRetrySchedule: ['0'] },
+      { resolveHost },
+    );
+    await t.app.start();
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('refuses a delivery to a name that resolves to loopback after the endpoint was created', async () => {
+    const a = await t.createTenant('acme');
+    const created = await t.request({
+      method: 'POST',
+      url: '/api/v1/webhooks',
+      token: a.adminToken,
+      body: { url: 'https://hooks.example.test/in', eventTypes: ['crm.*'] },
+    });
+    expect(created.status).toBe(201);
+    rebound = true;
+    const appId = (
+      await t.request({ method: 'POST', url: '/api/v1/apps', token: a.adminToken, body: { name: 'A' } })
+    ).body.id;
+    await t.request({
+      method: 'POST',
+      url: `/api/v1/apps/${appId}/events`,
+      token: a.adminToken,
+      body: { category: 'crm', type: 'deal.created' },
+    });
+    const deliveries = () =>
+      t.request({
+        method: 'GET',
+        url: `/api/v1/webhooks/${created.body.id}/deliveries`,
+        token: a.adminToken,
+      });
+    await until(async () => (await deliveries()).body[0]?.status === 'failed', 'the refused delivery');
+    const [delivery] = (await deliveries()).body;
+    expect(delivery.attempts).toHaveLength(2);
+    for (const attempt of delivery.attempts) {
+      expect(attempt.responseStatus).toBeNull();
+      expect(attempt.error).toMatch(/^PLX_OUTBOUND_URL_FORBIDDEN/);
+    }
+  });
+});
