@@ -243,6 +243,7 @@ export async function createApp(config: PlexicaConfig, options: CreateAppOptions
       redisUrl: config.redisUrl,
       audit: audit.service,
       jobs: jobs.service,
+      apiKeys: identity.service.apiKeys,
       rateLimits,
       metrics: {
         registry: metrics.registry,

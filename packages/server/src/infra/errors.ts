@@ -159,6 +159,7 @@ export const ERROR_CODES = {
   PLX_EVENT_CURSOR_INVALID: { kind: 'invalid', title: 'The paging cursor is invalid' },
   PLX_APP_NOT_FOUND: { kind: 'not_found', title: 'App not found' },
   PLX_APP_NAME_TAKEN: { kind: 'conflict', title: 'An app of this tenant already has this name' },
+  PLX_APP_KEY_MISMATCH: { kind: 'forbidden', title: 'This API key belongs to another app' },
   PLX_WEBHOOK_NOT_FOUND: { kind: 'not_found', title: 'Webhook endpoint not found' },
   PLX_WEBHOOK_DELIVERY_NOT_FOUND: { kind: 'not_found', title: 'Webhook delivery not found' },
   PLX_WEBHOOK_FILTER_NEVER_MATCHES: { kind: 'invalid', title: 'The event type filter can never match' },

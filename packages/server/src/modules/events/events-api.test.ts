@@ -100,6 +100,35 @@ for (const kind of DATABASES)
       });
     });
 
+    it("publishes with an app's own API key as that app, and refuses it for another app", async () => {
+      const made = await post(a.adminToken, `/api/v1/apps/${appId}/api-keys`, {
+        name: 'crm publisher',
+        permissions: ['events:event:publish'],
+      });
+      expect(made.status).toBe(201);
+      expect(made.body.appId).toBe(appId);
+      const other = (await post(a.adminToken, '/api/v1/apps', { name: 'Other' })).body.id;
+      const mine = await post(made.body.secret, `/api/v1/apps/${appId}/events`, {
+        category: 'crm',
+        type: 'key.used',
+      });
+      expect(mine.status).toBe(201);
+      expect(mine.body.source).toBe(`/apps/${appId}`);
+      const theirs = await post(made.body.secret, `/api/v1/apps/${other}/events`, {
+        category: 'crm',
+        type: 'key.used',
+      });
+      expect({ status: theirs.status, code: theirs.body.code }).toEqual({
+        status: 403,
+        code: 'PLX_APP_KEY_MISMATCH',
+      });
+      const keys = await get(a.adminToken, `/api/v1/apps/${appId}/api-keys`);
+      expect(keys.body.map((k: { id: string }) => k.id)).toEqual([made.body.key.id]);
+      expect((await get(a.adminToken, `/api/v1/apps/${other}/api-keys`)).body).toEqual([]);
+      expect((await get(b.adminToken, `/api/v1/apps/${appId}/api-keys`)).body.code).toBe('PLX_APP_NOT_FOUND');
+      await t.request({ method: 'DELETE', url: `/api/v1/apps/${other}`, token: a.adminToken });
+    });
+
     it('refuses bad events precisely and publishes nothing', async () => {
       const url = `/api/v1/apps/${appId}/events`;
       const before = (await get(a.adminToken, '/api/v1/events?limit=100')).body.data.length;

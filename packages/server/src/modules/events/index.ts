@@ -5,7 +5,9 @@ import type { RateLimitStore } from '../../infra/rate-limit/store.js';
 import { createTenantLimit } from '../../infra/rate-limit/tenant-limit.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { AuditService } from '../audit/index.js';
+import type { ApiKeysService } from '../identity/index.js';
 import type { JobQueueService } from '../jobs/index.js';
+import { createAppKeys } from './app-keys.js';
 import { type AppsService, createAppsService } from './apps.js';
 import { lifecycleEventsFromAudit } from './catalogue.js';
 import { type EventsConfig, eventsOptions } from './config.js';
@@ -48,6 +50,7 @@ export async function createEventsModule(deps: {
   redisUrl: string | undefined;
   audit: AuditService;
   jobs: JobQueueService;
+  apiKeys: ApiKeysService;
   rateLimits: RateLimitStore;
   metrics: { registry: Registry; onPublished(type: string): void };
 }): Promise<PlexicaModule<EventBus> & { apps: AppsService; log: PlatformEventsService }> {
@@ -67,10 +70,12 @@ export async function createEventsModule(deps: {
     onPublished: (event) => deps.metrics.onPublished(event.type),
   });
   const apps = createAppsService(deps.db);
+  const appKeys = createAppKeys({ db: deps.db, apps, apiKeys: deps.apiKeys });
   const log = createPlatformEventsService({
     db: deps.db,
     bus,
     apps,
+    mayPublishAs: (ctx, appId) => appKeys.assertMayPublishAs(ctx, appId),
     publishLimit: createTenantLimit(deps.rateLimits, {
       name: 'events',
       max: config.eventsPublishRateLimit,
@@ -94,7 +99,7 @@ export async function createEventsModule(deps: {
     service: bus,
     apps,
     log,
-    routes: (server) => eventRoutes(server, { apps, events: log }),
+    routes: (server) => eventRoutes(server, { apps, events: log, appKeys }),
     health: { events: () => bus.ping() },
     loops: [
       // events a crash left in the outbox between the commit and the hand-over to the engine

@@ -136,6 +136,19 @@ export const platformEventsMigrations: Migration[] = [
       await sql`create index platform_events_created on core.platform_events (created_at)`.execute(db);
     },
   },
+  {
+    // an API key of the identity module that belongs to an app (its events carry the app as source)
+    id: 'events/0004_app_api_keys',
+    async up(db) {
+      await sql`create table core.app_api_keys (
+        api_key_id uuid primary key,
+        app_id uuid not null references core.apps (id) on delete cascade,
+        tenant_id uuid not null references core.tenants (id) on delete cascade,
+        created_at timestamptz not null default now()
+      )`.execute(db);
+      await sql`create index app_api_keys_app on core.app_api_keys (app_id)`.execute(db);
+    },
+  },
 ];
 
 export const eventsMigrations: Migration[] = [...busMigrations, ...platformEventsMigrations];

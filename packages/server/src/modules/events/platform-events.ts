@@ -103,6 +103,8 @@ export function createPlatformEventsService(deps: {
   apps: AppsService;
   /** seed 002: events a tenant may publish per window. */
   publishLimit: TenantLimit;
+  /** Refuses an API key of another app. */
+  mayPublishAs(ctx: RequestContext, appId: string): Promise<void>;
 }): PlatformEventsService {
   const db: Kysely<EventsTables> = deps.db;
   const { bus, apps } = deps;
@@ -146,6 +148,7 @@ export function createPlatformEventsService(deps: {
     async publish(ctx, appId, input) {
       await deps.publishLimit(requireTenant(ctx));
       const app = await apps.get(ctx, appId);
+      await deps.mayPublishAs(ctx, app.id);
       if (!SEGMENT.test(input.category))
         throw new PlexicaError('PLX_EVENT_TYPE_INVALID', {
           detail: 'category must be one lower-case segment',

@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { JSON_BOUNDS_KEYWORD } from '../../http/bounded-json.js';
 import { Paging, pageOf, responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
+import type { AppKeys } from './app-keys.js';
 import type { AppsService } from './apps.js';
 import type { EventLogFilter, PlatformEventsService } from './platform-events.js';
 
@@ -57,9 +58,9 @@ const Filters = {
 /** seed 002: apps, and the platform events API (publish and query). */
 export async function eventRoutes(
   server: Server,
-  deps: { apps: AppsService; events: PlatformEventsService },
+  deps: { apps: AppsService; events: PlatformEventsService; appKeys: AppKeys },
 ): Promise<void> {
-  const { apps, events } = deps;
+  const { apps, events, appKeys } = deps;
   server.addSchema(AppSchema);
   server.addSchema(PlatformEventSchema);
   const tags = ['events'];
@@ -138,6 +139,45 @@ export async function eventRoutes(
       await apps.remove(request.ctx, request.params.appId);
       return reply.code(204).send(null);
     },
+  );
+
+  server.post(
+    '/api/v1/apps/:appId/api-keys',
+    {
+      config: { permission: 'events:app:manage', idempotent: true },
+      schema: {
+        tags,
+        summary: 'An API key that belongs to this app: what it publishes has the app as source',
+        description: 'As POST /api/v1/api-keys (the same rules on permissions); the secret is shown once.',
+        params: AppParams,
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            permissions: Type.Array(Type.String({ maxLength: 100 }), { maxItems: 100 }),
+            expiresAt: Type.Optional(DateTime),
+          },
+          { additionalProperties: false },
+        ),
+        response: responses({
+          201: Type.Object({ key: Type.Unknown(), secret: Type.String(), appId: Type.String() }),
+        }),
+      },
+    },
+    async (request, reply) =>
+      reply.code(201).send(await appKeys.create(request.ctx, request.params.appId, request.body)),
+  );
+  server.get(
+    '/api/v1/apps/:appId/api-keys',
+    {
+      config: { permission: 'events:app:manage' },
+      schema: {
+        tags,
+        summary: "The app's API keys",
+        params: AppParams,
+        response: responses({ 200: Type.Array(Type.Unknown()) }),
+      },
+    },
+    async (request) => appKeys.list(request.ctx, request.params.appId),
   );
 
   server.post(

@@ -66,7 +66,15 @@ export interface PlatformEventsTable {
   created_at: Timestamp;
 }
 
+export interface AppApiKeysTable {
+  api_key_id: string;
+  app_id: string;
+  tenant_id: string;
+  created_at: Timestamp;
+}
+
 export interface EventsTables {
+  'core.app_api_keys': AppApiKeysTable;
   'core.apps': AppsTable;
   'core.platform_events': PlatformEventsTable;
   'core.events': EventsTable;

@@ -28,7 +28,7 @@ import type { IdentityTables } from './tables.js';
 import { createTokenIssuer, type TokenIssuer } from './tokens.js';
 import { createUsersService, type UsersService } from './users.js';
 
-export type { ApiKeysService } from './api-keys.js';
+export type { ApiKey, ApiKeysService } from './api-keys.js';
 export type { Authenticator } from './authenticate.js';
 export { type Bootstrap, bootstrapSuperAdmin } from './bootstrap.js';
 export type { IdentityConfig } from './config.js';
