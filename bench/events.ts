@@ -97,8 +97,8 @@ async function busLatency(s: Awaited<ReturnType<typeof openSetup>>) {
   return times.sort((a, b) => a - b);
 }
 
-/** EVENTS published through the outbox (publishIn, 100 per transaction, 4 transactions at once), one group consuming. */
-async function busThroughput(s: Awaited<ReturnType<typeof openSetup>>) {
+/** EVENTS published through the outbox (100 per transaction, 4 transactions at once), one group consuming. */
+async function busThroughput(s: Awaited<ReturnType<typeof openSetup>>, MANY: boolean) {
   let seen = 0;
   let done: (() => void) | undefined;
   const finished = new Promise<void>((r) => (done = r));
@@ -117,7 +117,13 @@ async function busThroughput(s: Awaited<ReturnType<typeof openSetup>>) {
     while (next < batches) {
       next++;
       await inTransaction(s.database.db, async (tx) => {
-        for (let i = 0; i < 100; i++) await s.bus.publishIn(tx, ctx, 'tp.item.made', { i });
+        if (MANY)
+          await s.bus.publishManyIn(
+            tx,
+            ctx,
+            Array.from({ length: 100 }, (_, i) => ({ type: 'tp.item.made', data: { i } })),
+          );
+        else for (let i = 0; i < 100; i++) await s.bus.publishIn(tx, ctx, 'tp.item.made', { i });
       });
     }
   };
@@ -242,7 +248,8 @@ export async function events(): Promise<void> {
     const s = await openSetup(setup);
     try {
       const lat = await busLatency(s);
-      const rate = await busThroughput(s);
+      const rate = await busThroughput(s, false);
+      const many = await busThroughput(s, true);
       const raw =
         setup.driver === 'redis'
           ? await rawRedis()
@@ -255,8 +262,9 @@ export async function events(): Promise<void> {
         ms(percentile(lat, 95)),
         raw ? `${ms(percentile(raw.times, 50))} / ${ms(percentile(raw.times, 95))}` : '—',
         Math.round(rate),
+        Math.round(many),
         raw ? Math.round(raw.rate) : '—',
-        raw ? (rate / raw.rate).toFixed(2) : '—',
+        raw ? `${(rate / raw.rate).toFixed(2)} / ${(many / raw.rate).toFixed(2)}` : '—',
       ]);
       console.log(rows.at(-1)?.join(' | '));
     } finally {
@@ -275,7 +283,7 @@ export async function events(): Promise<void> {
   await record(
     'events',
     `## Event bus (\`bench/events.ts\`)\n\n${stamp()} · 2026-12-01, machine "2 cores shared, node-svc"\n\n` +
-      `${SAMPLES} single events on an idle bus, then ${EVENTS} events published with \`publishIn\` (100 per transaction, 4 transactions at once) ` +
+      `${SAMPLES} single events on an idle bus, then ${EVENTS} events published with \`publishIn\` (one call per event) and again with \`publishManyIn\` (one call per transaction), 100 per transaction, 4 transactions at once, ` +
       'and consumed by one group, first publish to last handled. Raw: bare XADD + XREADGROUP/XACK (Redis); bare INSERT + NOTIFY and a cursor read (PostgreSQL), same batches.\n\n' +
       table(headers, rows),
   );

@@ -269,9 +269,16 @@ for (const engine of EVENT_ENGINES)
         }),
       );
       await bus.publish(ctxOf(ACME), 'outbox.thing.after', {});
-      await until(() => c.got.length === 2, 'the committed events');
+      await inTransaction(f.database.db, (tx) =>
+        bus.publishManyIn(
+          tx,
+          ctxOf(ACME),
+          [1, 2, 3].map((n) => ({ type: 'outbox.thing.many', data: { n }, options: { key: 'k' } })),
+        ),
+      );
+      await until(() => c.got.length === 5, 'the committed events');
       await new Promise((r) => setTimeout(r, 200));
-      expect(c.got.map((d) => d.event.data)).toEqual([{ n: 'kept' }, {}]);
+      expect(c.got.map((d) => d.event.data)).toEqual([{ n: 'kept' }, {}, { n: 1 }, { n: 2 }, { n: 3 }]);
       expect(c.got[0]?.event.id).toBe(rolledBack.id);
     });
 

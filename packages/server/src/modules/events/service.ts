@@ -78,6 +78,12 @@ export interface EventBus {
     data: unknown,
     options?: PublishOptions,
   ): Promise<CloudEvent>;
+  /** Several events in `tx` with one write (one multi-row INSERT), in order. */
+  publishManyIn(
+    tx: Transaction,
+    ctx: RequestContext,
+    events: { type: string; data: unknown; options?: PublishOptions }[],
+  ): Promise<CloudEvent[]>;
   subscribe(options: SubscribeOptions): Promise<Subscription>;
   /** As `subscribe`, refusing topics outside the context's tenant (`PLX_EVENT_TOPIC_FORBIDDEN`). */
   subscribeTenant(ctx: RequestContext, options: SubscribeOptions): Promise<Subscription>;
@@ -220,6 +226,17 @@ export function createEventBus(options: EventBusOptions): EventBus {
     return subscription;
   };
 
+  const publishManyIn: EventBus['publishManyIn'] = async (tx, ctx, events) => {
+    const outgoing = events.map((e) => prepare(ctx, e.type, e.data, e.options ?? {}));
+    if (outgoing.length === 0) return [];
+    if (driver.appendIn) await driver.appendIn(tx, outgoing);
+    else await outbox.write(tx, outgoing);
+    tx.afterCommit(async () => {
+      for (const o of outgoing) options.onPublished?.(o.event);
+    });
+    return outgoing.map((o) => o.event);
+  };
+
   return {
     async publish(ctx, type, data, opts = {}) {
       const outgoing = prepare(ctx, type, data, opts);
@@ -228,12 +245,10 @@ export function createEventBus(options: EventBusOptions): EventBus {
       return outgoing.event;
     },
     async publishIn(tx, ctx, type, data, opts = {}) {
-      const outgoing = prepare(ctx, type, data, opts);
-      if (driver.appendIn) await driver.appendIn(tx, [outgoing]);
-      else await outbox.write(tx, [outgoing]);
-      tx.afterCommit(async () => options.onPublished?.(outgoing.event));
-      return outgoing.event;
+      const [event] = await publishManyIn(tx, ctx, [{ type, data, options: opts }]);
+      return event as CloudEvent;
     },
+    publishManyIn,
     subscribe,
     async subscribeTenant(ctx, sub) {
       const slug = ctx.tenant?.slug;
