@@ -7,6 +7,7 @@ export interface WebhooksConfig {
   webhooksAutoDisableAfter: number;
   webhooksLogRetentionDays: number;
   webhooksManageRateLimit: number;
+  webhooksEndpointRateLimit: number;
 }
 
 export const webhooksOptions: ConfigFragment<WebhooksConfig>['options'] = {
@@ -41,6 +42,13 @@ export const webhooksOptions: ConfigFragment<WebhooksConfig>['options'] = {
     default: 50,
     description:
       'Webhook management calls (create, change, delete, rotate, redeliver, recover) a tenant may make per 15 minutes (seed 002)',
+  },
+  webhooksEndpointRateLimit: {
+    env: 'PLEXICA_WEBHOOKS_ENDPOINT_RATE_LIMIT',
+    kind: { type: 'int', min: 1, max: 100_000 },
+    default: 50,
+    description:
+      'Delivery attempts per second to one endpoint; more wait for the next second (not an attempt)',
   },
 };
 

@@ -5,6 +5,7 @@ import type { Executor } from '../../infra/database/index.js';
 import { inTransaction } from '../../infra/database/transaction.js';
 import { isPlexicaError } from '../../infra/errors.js';
 import type { OutboundGuard } from '../../infra/net/outbound-guard.js';
+import type { RateLimitStore } from '../../infra/rate-limit/store.js';
 import type { AuditService } from '../audit/index.js';
 import { patternsRegex } from '../events/envelope.js';
 import type { CloudEvent, EventBus } from '../events/index.js';
@@ -28,6 +29,9 @@ export interface DeliveryOptions {
   retrySchedule: number[];
   timeoutMs: number;
   autoDisableAfter: number;
+  /** Attempts per second to one endpoint, counted on the shared rate-limit store. */
+  endpointRateLimit: number;
+  rateLimits: RateLimitStore;
 }
 
 /** Seconds a 429/503 asks us to wait (`Retry-After`: seconds or an HTTP date), capped at a day. */
@@ -147,6 +151,22 @@ export function createWebhookDelivery(options: DeliveryOptions) {
         .where('id', '=', d.id)
         .execute();
     if (d.endpoint_status !== 'active') return void (await settle('failed', { next_attempt_at: null }));
+    // per-endpoint rate limit: over it, the attempt moves to the next window and is not counted
+    const window = await options.rateLimits.hit(
+      `tenant:${requireTenant(ctx).slug}:webhook:${d.endpoint_id}`,
+      1000,
+    );
+    if (window.count > options.endpointRateLimit) {
+      const runAt = new Date(Date.now() + window.resetInMs);
+      await inTransaction(db, (tx) =>
+        jobs.enqueueIn(tx, ctx, {
+          type: DELIVER_JOB,
+          data: { deliveryId: d.id },
+          runAt: runAt.toISOString(),
+        }),
+      );
+      return;
+    }
     const number = d.attempts + 1;
     const body = JSON.stringify(d.payload);
     const timestamp = Math.floor(Date.now() / 1000);

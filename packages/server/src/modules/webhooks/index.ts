@@ -61,6 +61,7 @@ export function createWebhooksModule(deps: {
     retrySchedule: config.webhooksRetrySchedule.map(Number),
     timeoutMs,
     autoDisableAfter: config.webhooksAutoDisableAfter,
+    endpointRateLimit: config.webhooksEndpointRateLimit,
   });
   const log = createDeliveryLog(deps.db, deps.jobs);
   deps.jobs.define<{ deliveryId: string }>({

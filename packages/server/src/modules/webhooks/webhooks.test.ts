@@ -371,3 +371,50 @@ describe.skipIf(DATABASES.length === 0)('webhook SSRF guard at each delivery (DN
     }
   });
 });
+
+describe.skipIf(DATABASES.length === 0)('per-endpoint webhook rate limit', () => {
+  let t: TestApp;
+  let rx: Awaited<ReturnType<typeof receiver>>;
+  beforeAll(async () => {
+    rx = await receiver();
+    t = await createTestApp(DATABASES[0] ?? 'pglite', {
+      eventsPollIntervalMs: 50,
+      jobsPollIntervalSeconds: 1,
+      webhooksEndpointRateLimit: 2,
+      outboundAllowHosts: [rx.host],
+    });
+    await t.app.start();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await rx?.close();
+  });
+
+  it('spreads deliveries to one endpoint over the windows it allows, losing none', async () => {
+    const a = await t.createTenant('acme');
+    await t.request({
+      method: 'POST',
+      url: '/api/v1/webhooks',
+      token: a.adminToken,
+      body: { url: rx.url('/limited'), eventTypes: ['crm.*'] },
+    });
+    const appId = (
+      await t.request({ method: 'POST', url: '/api/v1/apps', token: a.adminToken, body: { name: 'A' } })
+    ).body.id;
+    for (let i = 0; i < 6; i++)
+      await t.request({
+        method: 'POST',
+        url: `/api/v1/apps/${appId}/events`,
+        token: a.adminToken,
+        body: { category: 'crm', type: 'deal.created', data: { i } },
+      });
+    await until(
+      () => rx.received.filter((r) => r.path === '/limited').length === 6,
+      'all six deliveries',
+      30_000,
+    );
+    const times = rx.received.filter((r) => r.path === '/limited').map((r) => r.at);
+    // at most 2 a second: six need three windows (unlimited, they arrive within milliseconds)
+    expect(Math.max(...times) - Math.min(...times)).toBeGreaterThanOrEqual(1000);
+  });
+});
