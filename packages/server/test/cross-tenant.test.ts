@@ -79,6 +79,12 @@ const TENANT_PERMISSIONS = [
   'jobs:job:cancel',
   'jobs:job:retry',
   'jobs:schedule:manage',
+  'events:app:read',
+  'events:app:manage',
+  'events:event:publish',
+  'events:event:read',
+  'webhooks:endpoint:read',
+  'webhooks:endpoint:manage',
 ];
 
 /** Routes with no tenant data behind them (or only the caller's own identity). */
