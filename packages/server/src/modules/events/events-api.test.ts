@@ -222,6 +222,14 @@ for (const kind of DATABASES)
       expect(theirs.body.data.some((e: { entityId: string }) => e.entityId === created.body.id)).toBe(false);
     });
 
+    it("reports each subscribed group's lag in /metrics and counts published events", async () => {
+      const metrics = await t.request({ method: 'GET', url: '/metrics' });
+      expect(metrics.status).toBe(200);
+      const text = String(metrics.body);
+      expect(text).toMatch(/event_consumer_lag\{group="test\.observer"\} \d+/);
+      expect(text).toMatch(/events_published_total\{event_type="crm\.deal\.created"\} [1-9]/);
+    });
+
     it('purges log entries past the retention period', async () => {
       await t.app.database.db
         .updateTable('core.platform_events')
