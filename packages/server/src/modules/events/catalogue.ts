@@ -1,7 +1,9 @@
-import type { RequestContext } from '../../context.js';
+import type { Logger } from 'pino';
+import { type RequestContext, systemContext } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
-import type { Transaction } from '../../infra/database/transaction.js';
+import { inTransaction, type Transaction } from '../../infra/database/transaction.js';
 import type { AuditInput } from '../audit/index.js';
+import type { JobQueueService } from '../jobs/index.js';
 import type { PlatformEventsService } from './platform-events.js';
 
 /**
@@ -63,4 +65,31 @@ export function lifecycleEventsFromAudit(events: PlatformEventsService, db: Exec
     // outside a transaction the write has happened: run the after-commit steps now
     if (trx === db) for (const step of pending) await step();
   };
+}
+
+/**
+ * `jobs.job.completed` / `jobs.job.failed` (after the last attempt), in the log and on the bus,
+ * from the worker that ran the job. Webhook deliveries are jobs too and raise none: each would
+ * raise an event that an endpoint for `jobs.*` delivers, for ever.
+ */
+export function wireJobLifecycle(
+  jobs: JobQueueService,
+  events: PlatformEventsService,
+  db: Executor,
+  logger: Pick<Logger, 'warn'>,
+) {
+  jobs.onFinished((job) => {
+    if (SILENT_JOB_TYPES.test(job.type)) return;
+    const ctx = systemContext(job.traceId ?? job.id, job.tenant);
+    void inTransaction(db, (tx) =>
+      events.recordCore(tx, ctx, {
+        type: job.status === 'completed' ? 'jobs.job.completed' : 'jobs.job.failed',
+        entityType: 'job',
+        entityId: job.id,
+        data: { id: job.id, type: job.type, attempts: job.attempts, error: job.lastError },
+      }),
+    ).catch((err: unknown) =>
+      logger.warn({ err, jobId: job.id }, 'could not record the job lifecycle event'),
+    );
+  });
 }

@@ -230,6 +230,40 @@ for (const kind of DATABASES)
       expect(text).toMatch(/events_published_total\{event_type="crm\.deal\.created"\} [1-9]/);
     });
 
+    it('raises jobs.job.completed and jobs.job.failed (after the last attempt)', async () => {
+      const { jobs } = t.app.services;
+      jobs.define({ type: 'test.fine', handler: async () => ({ ok: true }) });
+      jobs.define({
+        type: 'test.broken',
+        maxAttempts: 1,
+        handler: async () => {
+          throw new Error('broken on purpose');
+        },
+      });
+      await jobs.start();
+      const fine = await post(a.adminToken, '/api/v1/jobs', { type: 'test.fine' });
+      const broken = await post(a.adminToken, '/api/v1/jobs', { type: 'test.broken' });
+      const entry = async (type: string, id: string) =>
+        (await get(a.adminToken, `/api/v1/events?type=${type}`)).body.data.find(
+          (e: { entityId: string }) => e.entityId === id,
+        );
+      await until(
+        async () => (await entry('jobs.job.completed', fine.body.id)) !== undefined,
+        'completed',
+        30_000,
+      );
+      await until(
+        async () => (await entry('jobs.job.failed', broken.body.id)) !== undefined,
+        'failed',
+        30_000,
+      );
+      expect((await entry('jobs.job.failed', broken.body.id)).data).toMatchObject({
+        type: 'test.broken',
+        attempts: 1,
+        error: 'broken on purpose',
+      });
+    });
+
     it('purges log entries past the retention period', async () => {
       await t.app.database.db
         .updateTable('core.platform_events')

@@ -9,7 +9,7 @@ import type { ApiKeysService } from '../identity/index.js';
 import type { JobQueueService } from '../jobs/index.js';
 import { createAppKeys } from './app-keys.js';
 import { type AppsService, createAppsService } from './apps.js';
-import { lifecycleEventsFromAudit } from './catalogue.js';
+import { lifecycleEventsFromAudit, wireJobLifecycle } from './catalogue.js';
 import { type EventsConfig, eventsOptions } from './config.js';
 import { EVENT_DRIVERS } from './drivers/index.js';
 import { wireJobCancel } from './job-cancel.js';
@@ -84,6 +84,7 @@ export async function createEventsModule(deps: {
   });
   deps.audit.onRecorded(lifecycleEventsFromAudit(log, deps.db));
   const jobCancel = wireJobCancel(bus, deps.jobs);
+  wireJobLifecycle(deps.jobs, log, deps.db, deps.logger);
   new Gauge({
     name: 'event_consumer_lag',
     help: 'Events a consumer group subscribed in this process has still to work through',

@@ -11,6 +11,7 @@ export const CANCEL_REQUESTED = 'jobs.job.cancel_requested';
  * its own (so each receives every cancel), aborts the handler if it runs it.
  */
 export function wireJobCancel(bus: EventBus, jobs: JobQueueService) {
+  // (job lifecycle events: see `wireJobLifecycle` in catalogue.ts)
   jobs.onCancelElsewhere(async (ctx, job) => {
     await bus.publish(ctx, CANCEL_REQUESTED, { jobId: job.id }, { key: job.id, subject: `job/${job.id}` });
   });

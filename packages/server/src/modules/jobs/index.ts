@@ -9,6 +9,7 @@ import { createJobSchedulesService, type JobSchedulesService } from './schedules
 import { createJobQueueService, type JobQueueService } from './service.js';
 
 export type { JobsConfig } from './config.js';
+export type { JobFinished } from './runner.js';
 export type { JobSchedulesService } from './schedules.js';
 export type { EnqueueInput, JobDefinition, JobQueueService, JobRun, JobStatus } from './service.js';
 

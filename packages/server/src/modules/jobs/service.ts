@@ -11,7 +11,7 @@ import { checkInput, type Definition, toDefinition } from './definitions.js';
 import { createDispatcher } from './dispatch.js';
 import type { QueueDriver } from './drivers/queue-driver.js';
 import { insertJobs } from './insert.js';
-import { createJobRunner, queueOf } from './runner.js';
+import { createJobRunner, type JobFinished, queueOf } from './runner.js';
 import type { JobStatusName, JobsTable, JobsTables } from './tables.js';
 
 /** What a handler gets: the job, its tenant, and a way to report progress. */
@@ -102,6 +102,8 @@ export interface JobQueueService {
   onCancelElsewhere(listener: (ctx: RequestContext, job: JobStatus) => Promise<void>): void;
   /** Aborts the job's handler when this process runs it. @returns whether it did */
   abortRunning(jobId: string): boolean;
+  /** Called when a job this process ran completed, or failed after its last attempt. */
+  onFinished(listener: (job: JobFinished) => void): void;
   /** Re-drives a failed or cancelled job from its first attempt. */
   retry(ctx: RequestContext, id: string): Promise<JobStatus>;
   types(): string[];
@@ -167,9 +169,13 @@ export function createJobQueueService(options: {
     definitions,
     logger,
     onSettled: (tenantId: string, type: string) => dispatcher.settled(tenantId, type),
+    onFinished: (job) => {
+      for (const listener of finishListeners) listener(job);
+    },
   });
   let started = false;
   const cancelListeners: ((ctx: RequestContext, job: JobStatus) => Promise<void>)[] = [];
+  const finishListeners: ((job: JobFinished) => void)[] = [];
   const committing = new WeakMap<Transaction, Selectable<JobsTable>[]>();
 
   // the engine starts on first use, in every role: the api role enqueues, the worker role works
@@ -286,6 +292,9 @@ export function createJobQueueService(options: {
       cancelListeners.push(listener);
     },
     abortRunning: (jobId) => runner.abort(jobId, 'cancelled'),
+    onFinished(listener) {
+      finishListeners.push(listener);
+    },
 
     async retry(ctx, id) {
       const row = await load(ctx, id);
