@@ -1,5 +1,6 @@
 import { coldStart } from './cold-start.js';
 import { eventLoop } from './event-loop.js';
+import { events } from './events.js';
 import { hotPath } from './hot-path.js';
 import { hotPathWrites } from './hot-path-writes.js';
 import { httpLatency } from './http-latency.js';
@@ -20,6 +21,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'hot-path-writes': hotPathWrites,
   'cold-start': coldStart,
   search,
+  events,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

@@ -1,4 +1,5 @@
 import { createAuditEventsResource } from './resources/audit.js';
+import { createEventsResource } from './resources/events.js';
 import {
   createApiKeysResource,
   createAuthResource,
@@ -9,16 +10,19 @@ import { createJobsResource } from './resources/jobs.js';
 import { createSearchResource } from './resources/search.js';
 import { createStorageResource } from './resources/storage.js';
 import { createTenantsResource } from './resources/tenants.js';
+import { createWebhooksResource } from './resources/webhooks.js';
 import { type ClientOptions, createTransport } from './transport.js';
 
 export { ERROR_CODES, type ErrorCode, isErrorCode, PlexicaApiError, type Problem } from './errors.js';
 export type { Body, Query } from './operations.js';
 export type { AuditEvent } from './resources/audit.js';
+export type { App, PlatformEvent } from './resources/events.js';
 export type { ApiKey, IdentityProvider, Role, TokenPair, User } from './resources/identity.js';
 export type { Job } from './resources/jobs.js';
 export type { SearchDocument, SearchResult, SearchType } from './resources/search.js';
 export type { StoredFile, UploadOptions } from './resources/storage.js';
 export type { Tenant } from './resources/tenants.js';
+export type { WebhookEndpoint } from './resources/webhooks.js';
 export type { components, paths } from './schema.js';
 export type { ClientOptions } from './transport.js';
 export type { UploadBody, UploadProgress } from './upload-stream.js';
@@ -50,6 +54,8 @@ export function createClient(options: ClientOptions) {
     jobs: createJobsResource(transport),
     search: createSearchResource(transport),
     auditEvents: createAuditEventsResource(transport),
+    events: createEventsResource(transport),
+    webhooks: createWebhooksResource(transport),
   };
 }
 

@@ -83,6 +83,12 @@ const TENANT_PERMISSIONS = [
   'search:document:write',
   'search:type:manage',
   'search:index:reindex',
+  'events:app:read',
+  'events:app:manage',
+  'events:event:publish',
+  'events:event:read',
+  'webhooks:endpoint:read',
+  'webhooks:endpoint:manage',
 ];
 
 /** Routes with no tenant data behind them (or only the caller's own identity). */
@@ -126,12 +132,17 @@ for (const kind of DATABASES) {
       linkId: string;
       jobId: string;
       scheduleId: string;
+      appId: string;
+      eventId: string;
+      webhookId: string;
+      deliveryId: string;
     };
     const b = {} as { admin: string; apiKey: string; signedGet: string; signedPut: string };
     let attempts: Attempt[];
 
     beforeAll(async () => {
-      t = await createTestApp(kind);
+      // the webhook endpoint of A points at an allow-listed address (nothing listens there)
+      t = await createTestApp(kind, { outboundAllowHosts: ['127.0.0.1:9'] });
       const tenantA = await t.createTenant('tenant-a');
       const tenantB = await t.createTenant('tenant-b');
       Object.assign(a, {
@@ -236,6 +247,43 @@ for (const kind of DATABASES) {
       });
       expect(schedule.status).toBe(201);
       a.scheduleId = schedule.body.id;
+      const app = await t.request({
+        method: 'POST',
+        url: '/api/v1/apps',
+        token: a.admin,
+        body: { name: 'A app' },
+      });
+      expect(app.status).toBe(201);
+      a.appId = app.body.id;
+      const event = await t.request({
+        method: 'POST',
+        url: `/api/v1/apps/${a.appId}/events`,
+        token: a.admin,
+        body: { category: 'crm', type: 'deal.created', data: { secret: 'a-event-data' } },
+      });
+      expect(event.status).toBe(201);
+      a.eventId = event.body.id;
+      const hook = await t.request({
+        method: 'POST',
+        url: '/api/v1/webhooks',
+        token: a.admin,
+        body: { url: 'http://127.0.0.1:9/hook', eventTypes: ['crm.*'] },
+      });
+      expect(hook.status).toBe(201);
+      a.webhookId = hook.body.id;
+      // a delivery row of A's endpoint (the dispatcher runs on the worker role, not started here)
+      const delivery = await t.app.database.db
+        .insertInto('core.webhook_deliveries')
+        .values({
+          endpoint_id: a.webhookId,
+          tenant_id: a.id,
+          event_id: a.eventId,
+          event_type: 'crm.deal.created',
+          payload: JSON.stringify({}),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      a.deliveryId = delivery.id;
       b.signedGet = await sign('GET');
       b.signedPut = await sign('PUT');
       // a search type and document of A's; B has the same type (its searches answer 200) and A has one more
@@ -257,7 +305,154 @@ for (const kind of DATABASES) {
       expect(indexed.status).toBe(200);
 
       const aIds = () => [a.id, a.userId, a.keyId, a.sessionId, a.email, 'auditor', 'tenant-a'];
+      const appNotFound = { status: 404, code: 'PLX_APP_NOT_FOUND' };
+      const hookNotFound = { status: 404, code: 'PLX_WEBHOOK_NOT_FOUND' };
+      const eventAttempts: Attempt[] = [
+        {
+          route: 'GET /api/v1/apps',
+          method: 'GET',
+          url: () => '/api/v1/apps',
+          status: 200,
+          leaks: () => [a.appId],
+        },
+        {
+          route: 'POST /api/v1/apps',
+          method: 'POST',
+          url: () => '/api/v1/apps',
+          body: () => ({ name: 'planted' }),
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        },
+        {
+          route: 'GET /api/v1/apps/{appId}',
+          method: 'GET',
+          url: () => `/api/v1/apps/${a.appId}`,
+          ...appNotFound,
+        },
+        {
+          route: 'PATCH /api/v1/apps/{appId}',
+          method: 'PATCH',
+          url: () => `/api/v1/apps/${a.appId}`,
+          body: () => ({ name: 'taken over' }),
+          ...appNotFound,
+        },
+        {
+          route: 'DELETE /api/v1/apps/{appId}',
+          method: 'DELETE',
+          url: () => `/api/v1/apps/${a.appId}`,
+          ...appNotFound,
+        },
+        {
+          route: 'POST /api/v1/apps/{appId}/api-keys',
+          method: 'POST',
+          url: () => `/api/v1/apps/${a.appId}/api-keys`,
+          body: () => ({ name: 'planted', permissions: [] }),
+          ...appNotFound,
+        },
+        {
+          route: 'GET /api/v1/apps/{appId}/api-keys',
+          method: 'GET',
+          url: () => `/api/v1/apps/${a.appId}/api-keys`,
+          ...appNotFound,
+        },
+        {
+          route: 'POST /api/v1/apps/{appId}/events',
+          method: 'POST',
+          url: () => `/api/v1/apps/${a.appId}/events`,
+          body: () => ({ category: 'crm', type: 'deal.planted' }),
+          ...appNotFound,
+        },
+        {
+          route: 'GET /api/v1/apps/{appId}/events',
+          method: 'GET',
+          url: () => `/api/v1/apps/${a.appId}/events`,
+          ...appNotFound,
+        },
+        {
+          route: 'GET /api/v1/events',
+          method: 'GET',
+          url: () => '/api/v1/events',
+          status: 200,
+          leaks: () => [a.eventId, a.appId, 'a-event-data'],
+        },
+        {
+          route: 'POST /api/v1/apps/{appId}/webhooks',
+          method: 'POST',
+          url: () => `/api/v1/apps/${a.appId}/webhooks`,
+          body: () => ({ url: 'http://127.0.0.1:9/planted', eventTypes: ['crm.*'] }),
+          ...appNotFound,
+        },
+        {
+          route: 'GET /api/v1/apps/{appId}/webhooks',
+          method: 'GET',
+          url: () => `/api/v1/apps/${a.appId}/webhooks`,
+          ...appNotFound,
+        },
+        {
+          route: 'POST /api/v1/webhooks',
+          method: 'POST',
+          url: () => '/api/v1/webhooks',
+          body: () => ({ url: 'http://127.0.0.1:9/planted', eventTypes: ['crm.*'] }),
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
+        },
+        {
+          route: 'GET /api/v1/webhooks',
+          method: 'GET',
+          url: () => '/api/v1/webhooks',
+          status: 200,
+          leaks: () => [a.webhookId],
+        },
+        {
+          route: 'GET /api/v1/webhooks/{id}',
+          method: 'GET',
+          url: () => `/api/v1/webhooks/${a.webhookId}`,
+          ...hookNotFound,
+        },
+        {
+          route: 'PATCH /api/v1/webhooks/{id}',
+          method: 'PATCH',
+          url: () => `/api/v1/webhooks/${a.webhookId}`,
+          body: () => ({ status: 'disabled' }),
+          ...hookNotFound,
+        },
+        {
+          route: 'DELETE /api/v1/webhooks/{id}',
+          method: 'DELETE',
+          url: () => `/api/v1/webhooks/${a.webhookId}`,
+          ...hookNotFound,
+        },
+        {
+          route: 'POST /api/v1/webhooks/{id}/rotate-secret',
+          method: 'POST',
+          url: () => `/api/v1/webhooks/${a.webhookId}/rotate-secret`,
+          body: () => ({}),
+          ...hookNotFound,
+        },
+        {
+          route: 'GET /api/v1/webhooks/{id}/deliveries',
+          method: 'GET',
+          url: () => `/api/v1/webhooks/${a.webhookId}/deliveries`,
+          ...hookNotFound,
+        },
+        {
+          route: 'POST /api/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver',
+          method: 'POST',
+          url: () => `/api/v1/webhooks/${a.webhookId}/deliveries/${a.deliveryId}/redeliver`,
+          ...hookNotFound,
+        },
+        {
+          route: 'POST /api/v1/webhooks/{id}/recover',
+          method: 'POST',
+          url: () => `/api/v1/webhooks/${a.webhookId}/recover`,
+          body: () => ({ since: '2026-01-01T00:00:00Z' }),
+          ...hookNotFound,
+        },
+      ];
       attempts = [
+        ...eventAttempts,
         { route: 'GET /api/v1/users', method: 'GET', url: () => '/api/v1/users', status: 200, leaks: aIds },
         {
           route: 'POST /api/v1/users',
@@ -816,5 +1011,8 @@ async function stateOf(t: TestApp, a: { admin: string; userId: string; id: strin
         body: { q: 'alpha', prefix: false },
       })
     ).body.items.map((i: { type: string; id: string }) => `${i.type}/${i.id}`),
+    apps: await get('/api/v1/apps'),
+    events: (await get('/api/v1/events')).data.map((e: { id: string }) => e.id),
+    webhooks: await get('/api/v1/webhooks'),
   };
 }

@@ -2,7 +2,7 @@ import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { type App, createApp } from '../src/app/create-app.js';
+import { type App, type CreateAppOptions, createApp } from '../src/app/create-app.js';
 import { loadConfig, type PlexicaConfig } from '../src/config/index.js';
 import type { DatabaseKind } from './engines.js';
 import { createScratchDatabase } from './scratch-database.js';
@@ -44,6 +44,7 @@ export interface TestApp {
 export async function createTestApp(
   kind: DatabaseKind,
   overrides: Partial<PlexicaConfig> = {},
+  appOptions: CreateAppOptions = {},
 ): Promise<TestApp> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-test-'));
   let databaseUrl: string | undefined;
@@ -73,7 +74,7 @@ export async function createTestApp(
       ...overrides,
     },
   );
-  const app = await createApp(config);
+  const app = await createApp(config, appOptions);
   await app.bootstrapAdmin();
 
   const request: TestApp['request'] = async ({ method, url, token, tenant, body, headers = {} }) => {

@@ -6,7 +6,7 @@ import { type Database, type Executor, openDatabase } from '../infra/database/in
 import { type Migration, migrateSchema } from '../infra/database/migrator.js';
 import { createIdempotencyStore, idempotencyMigrations } from '../infra/idempotency.js';
 import { createMetrics } from '../infra/metrics.js';
-import { createOutboundGuard } from '../infra/net/outbound-guard.js';
+import { createOutboundGuard, type HostResolver } from '../infra/net/outbound-guard.js';
 import { createFailOpenRateLimitStore } from '../infra/rate-limit/fail-open.js';
 import {
   createMemoryRateLimitStore,
@@ -16,6 +16,13 @@ import {
 import { openSignalChannel, type SignalChannel } from '../infra/signals/index.js';
 import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
 import { type AuditService, createAuditModule } from '../modules/audit/index.js';
+import {
+  type AppsService,
+  createEventsModule,
+  type EventBus,
+  eventsModule,
+  type PlatformEventsService,
+} from '../modules/events/index.js';
 import {
   type ApiKeysService,
   announceBootstrap,
@@ -53,6 +60,12 @@ import {
   type TenantsService,
   tenantsModule,
 } from '../modules/tenants/index.js';
+import {
+  createWebhooksModule,
+  type WebhookDeliveryLog,
+  type WebhookEndpointsService,
+  webhooksModule,
+} from '../modules/webhooks/index.js';
 import { PermissionRegistry } from '../permissions.js';
 import { diskCheck, healthRoutes } from './health.js';
 import { createLoops } from './loops.js';
@@ -84,6 +97,11 @@ export interface Services {
   jobs: JobQueueService;
   schedules: JobSchedulesService;
   search: SearchService;
+  events: EventBus;
+  apps: AppsService;
+  eventLog: PlatformEventsService;
+  webhooks: WebhookEndpointsService;
+  webhookDeliveries: WebhookDeliveryLog;
 }
 
 export interface App {
@@ -166,7 +184,13 @@ const rolesOf = (config: PlexicaConfig): ReadonlySet<ProcessRole> =>
  * the module list is walked for routes, health checks, loops, lifecycle hooks,
  * start and close.
  */
-export async function createApp(config: PlexicaConfig, options: { logger?: Logger } = {}): Promise<App> {
+export interface CreateAppOptions {
+  logger?: Logger;
+  /** How outbound requests resolve host names (tests make a name resolve elsewhere later: DNS rebinding). */
+  resolveHost?: HostResolver;
+}
+
+export async function createApp(config: PlexicaConfig, options: CreateAppOptions = {}): Promise<App> {
   const logger = options.logger ?? createLogger(config);
   const closers: (() => Promise<void>)[] = [];
   const gauges = { activeTenants: async () => 0 };
@@ -207,7 +231,10 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
     const signals = await openSignalChannel(config, logger);
     closers.push(() => signals.close());
     // every request made for a tenant (OIDC discovery, later webhooks) goes through this one guard
-    const outbound = createOutboundGuard({ allowHosts: config.outboundAllowHosts });
+    const outbound = createOutboundGuard({
+      allowHosts: config.outboundAllowHosts,
+      ...(options.resolveHost && { resolve: options.resolveHost }),
+    });
 
     // the modules, in dependency order; each gets its own settings and the services it uses
     const secrets = await createSecretsModule({
@@ -261,8 +288,46 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
     const search = createSearchModule({ db, config: sliceOf(config, searchModule), jobs: jobs.service });
+    const events = await createEventsModule({
+      db,
+      logger,
+      config: sliceOf(config, eventsModule),
+      databaseUrl: config.databaseUrl,
+      redisUrl: config.redisUrl,
+      audit: audit.service,
+      jobs: jobs.service,
+      apiKeys: identity.service.apiKeys,
+      rateLimits,
+      metrics: {
+        registry: metrics.registry,
+        onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),
+      },
+    });
+    const webhooks = createWebhooksModule({
+      db,
+      logger,
+      config: sliceOf(config, webhooksModule),
+      bus: events.service,
+      jobs: jobs.service,
+      secrets: secrets.service,
+      audit: audit.service,
+      apps: events.apps,
+      outboundAllowHosts: config.outboundAllowHosts,
+      rateLimits,
+      ...(options.resolveHost && { resolveHost: options.resolveHost }),
+    });
     // in module order (the order of MODULES)
-    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, search];
+    const modules: PlexicaModule[] = [
+      tenants,
+      secrets,
+      identity,
+      audit,
+      storage,
+      jobs,
+      search,
+      events,
+      webhooks,
+    ];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
     });
@@ -368,6 +433,11 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         jobs: jobs.service,
         schedules: jobs.schedules,
         search: search.service,
+        events: events.service,
+        apps: events.apps,
+        eventLog: events.log,
+        webhooks: webhooks.service,
+        webhookDeliveries: webhooks.deliveries,
       },
       blobStore: storage.store,
       signals,

@@ -5,6 +5,7 @@ import { type App, createApp, migrateCore } from '../app/create-app.js';
 import { exitOnSignals } from '../app/shutdown.js';
 import { ConfigError, loadConfig, type PlexicaConfig, ROLES, type Role } from '../config/index.js';
 import { isPlexicaError } from '../infra/errors.js';
+import { addEventCommands } from './events.js';
 import { addJobCommands } from './jobs.js';
 import { addSearchCommands } from './search.js';
 
@@ -175,6 +176,7 @@ export function buildCli(): Command {
   addJobCommands(program);
 
   addSearchCommands(program);
+  addEventCommands(program);
   return program;
 }
 

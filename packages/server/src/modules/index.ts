@@ -1,10 +1,12 @@
 import { auditModule } from './audit/index.js';
+import { eventsModule } from './events/index.js';
 import { identityModule } from './identity/index.js';
 import { jobsModule } from './jobs/index.js';
 import { searchModule } from './search/index.js';
 import { secretsModule } from './secrets/index.js';
 import { storageModule } from './storage/index.js';
 import { tenantsModule } from './tenants/index.js';
+import { webhooksModule } from './webhooks/index.js';
 
 /**
  * Every module, in the order their migrations run, their settings appear in
@@ -20,4 +22,6 @@ export const MODULES = [
   storageModule,
   jobsModule,
   searchModule,
+  eventsModule,
+  webhooksModule,
 ] as const;

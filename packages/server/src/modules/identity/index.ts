@@ -31,7 +31,7 @@ import type { IdentityTables } from './tables.js';
 import { createTokenIssuer, type TokenIssuer } from './tokens.js';
 import { createUsersService, type UsersService } from './users.js';
 
-export type { ApiKeysService } from './api-keys.js';
+export type { ApiKey, ApiKeysService } from './api-keys.js';
 export type { Authenticator } from './authenticate.js';
 export { announceBootstrap, type Bootstrap, bootstrapSuperAdmin, undoBootstrap } from './bootstrap.js';
 export type { IdentityConfig } from './config.js';

@@ -12,6 +12,7 @@ import { createJobQueueService, type JobQueueService } from './service.js';
 
 export type { JobsConfig } from './config.js';
 export type { HttpRequestData, HttpRequestResult } from './http-request.js';
+export type { JobFinished } from './runner.js';
 export type { JobSchedulesService } from './schedules.js';
 export type { EnqueueInput, JobDefinition, JobQueueService, JobRun, JobStatus } from './service.js';
 

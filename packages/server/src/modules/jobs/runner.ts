@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
-import { systemContext, type TenantSettings, toTenantRef } from '../../context.js';
+import { systemContext, type TenantRef, type TenantSettings, toTenantRef } from '../../context.js';
 import { createBatcher } from '../../infra/batcher.js';
 import type { Definition } from './definitions.js';
 import type { Delivery, QueueDriver, Received } from './drivers/queue-driver.js';
@@ -70,6 +70,17 @@ export interface JobRunner {
  * written in one statement each (see `createBatcher`), so a busy worker costs
  * a few statements per batch instead of two per job.
  */
+/** A job that ended for good, as the events module turns it into `jobs.job.completed` / `jobs.job.failed`. */
+export interface JobFinished {
+  id: string;
+  type: string;
+  status: 'completed' | 'failed';
+  lastError: string | null;
+  attempts: number;
+  tenant: TenantRef;
+  traceId: string | null;
+}
+
 export function createJobRunner(options: {
   db: Kysely<JobsTables>;
   driver: QueueDriver;
@@ -77,8 +88,10 @@ export function createJobRunner(options: {
   logger: Logger;
   /** Called when a job ends for good (completed, failed, cancelled): its tenant has room for another. */
   onSettled?: (tenantId: string, type: string) => void;
+  /** Called after a job's attempt ended it for good (completed, or failed after its last attempt). */
+  onFinished?: (job: JobFinished) => void;
 }): JobRunner {
-  const { db, driver, definitions, logger, onSettled } = options;
+  const { db, driver, definitions, logger, onSettled, onFinished } = options;
   const running = new Map<string, AbortController>();
 
   // pending or running → running, for the delivery the row names (or any, before it names one);
@@ -185,6 +198,16 @@ export function createJobRunner(options: {
     const ended = async (o: Omit<Outcome, 'id' | 'last_error' | 'result'> & Partial<Outcome>) => {
       await finish({ id: jobId, last_error: null, result: null, ...o });
       if (o.finished) onSettled?.(job.tenant_id, type);
+      if (o.finished && (o.status === 'completed' || o.status === 'failed'))
+        onFinished?.({
+          id: jobId,
+          type,
+          status: o.status,
+          lastError: o.last_error ?? null,
+          attempts: o.attempts,
+          tenant,
+          traceId: job.trace_id,
+        });
     };
     try {
       const result = await Promise.race([

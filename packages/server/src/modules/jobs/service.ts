@@ -12,7 +12,7 @@ import { checkInput, type Definition, toDefinition } from './definitions.js';
 import { createDispatcher } from './dispatch.js';
 import type { QueueDriver } from './drivers/queue-driver.js';
 import { insertJobs, oneJobInsert } from './insert.js';
-import { createJobRunner, queueOf } from './runner.js';
+import { createJobRunner, type JobFinished, queueOf } from './runner.js';
 import type { JobStatusName, JobsTable, JobsTables } from './tables.js';
 
 /** What a handler gets: the job, its tenant, and a way to report progress. */
@@ -102,6 +102,15 @@ export interface JobQueueService {
   ): Promise<{ items: JobStatus[]; total: number }>;
   /** A pending or running job; a finished one is a 409. */
   cancel(ctx: RequestContext, id: string): Promise<JobStatus>;
+  /**
+   * Called when a cancelled job is running on no handler of this process: another
+   * process runs it, and the listener tells it (the events module does, over the bus).
+   */
+  onCancelElsewhere(listener: (ctx: RequestContext, job: JobStatus) => Promise<void>): void;
+  /** Aborts the job's handler when this process runs it. @returns whether it did */
+  abortRunning(jobId: string): boolean;
+  /** Called when a job this process ran completed, or failed after its last attempt. */
+  onFinished(listener: (job: JobFinished) => void): void;
   /** Re-drives a failed or cancelled job from its first attempt. */
   retry(ctx: RequestContext, id: string): Promise<JobStatus>;
   /** The types this process defines and those other processes declared (split roles). */
@@ -176,8 +185,13 @@ export function createJobQueueService(options: {
     definitions,
     logger,
     onSettled: (tenantId: string, type: string) => dispatcher.settled(tenantId, type),
+    onFinished: (job) => {
+      for (const listener of finishListeners) listener(job);
+    },
   });
   let started = false;
+  const cancelListeners: ((ctx: RequestContext, job: JobStatus) => Promise<void>)[] = [];
+  const finishListeners: ((job: JobFinished) => void)[] = [];
   const committing = new WeakMap<Transaction, Selectable<JobsTable>[]>();
 
   // the engine starts on first use, in every role: the api role enqueues, the worker role works
@@ -294,7 +308,13 @@ export function createJobQueueService(options: {
           detail: `job ${id} is ${row.status}; only pending and running jobs can be cancelled`,
         });
       }
-      runner.abort(id, 'cancelled');
+      const abortedHere = runner.abort(id, 'cancelled');
+      if (row.status === 'running' && !abortedHere)
+        for (const listener of cancelListeners)
+          await listener(ctx, toStatus(updated)).catch((err: unknown) =>
+            // the row says cancelled: the handler's result is discarded whatever it does
+            logger.warn({ err, jobId: id }, 'could not signal the cancel to the process running the job'),
+          );
       if (row.status === 'pending' && row.delivery_id) {
         await driver.cancel(queueOf(row.type), row.delivery_id).catch((err: unknown) =>
           // the worker checks the row before it runs anything, so a late delivery is harmless
@@ -303,6 +323,13 @@ export function createJobQueueService(options: {
       }
       if (row.delivery_id) dispatcher.settled(row.tenant_id, row.type);
       return toStatus(updated);
+    },
+    onCancelElsewhere(listener) {
+      cancelListeners.push(listener);
+    },
+    abortRunning: (jobId) => runner.abort(jobId, 'cancelled'),
+    onFinished(listener) {
+      finishListeners.push(listener);
     },
 
     async retry(ctx, id) {
