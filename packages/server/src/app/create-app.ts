@@ -1,10 +1,7 @@
-import type { Redis } from 'ioredis';
-import { type Logger, pino } from 'pino';
+import type { Logger } from 'pino';
 import { type PlexicaConfig, sliceOf } from '../config/index.js';
-import type { Server } from '../http/types.js';
-import { type Database, type Executor, openDatabase } from '../infra/database/index.js';
-import { type Migration, migrateSchema } from '../infra/database/migrator.js';
-import { createIdempotencyStore, idempotencyMigrations } from '../infra/idempotency.js';
+import { openDatabase } from '../infra/database/index.js';
+import { createIdempotencyStore } from '../infra/idempotency.js';
 import { createMetrics } from '../infra/metrics.js';
 import { createOutboundGuard, type HostResolver } from '../infra/net/outbound-guard.js';
 import { createFailOpenRateLimitStore } from '../infra/rate-limit/fail-open.js';
@@ -13,166 +10,38 @@ import {
   createRedisRateLimitStore,
   type RateLimitStore,
 } from '../infra/rate-limit/store.js';
-import { openSignalChannel, type SignalChannel } from '../infra/signals/index.js';
+import { openSignalChannel } from '../infra/signals/index.js';
 import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
-import { type AuditService, createAuditModule } from '../modules/audit/index.js';
+import { createAuditModule } from '../modules/audit/index.js';
+import { createEventsModule, eventsModule } from '../modules/events/index.js';
 import {
-  type AppsService,
-  createEventsModule,
-  type EventBus,
-  eventsModule,
-  type PlatformEventsService,
-} from '../modules/events/index.js';
-import {
-  type ApiKeysService,
   announceBootstrap,
   type Bootstrap,
   bootstrapSuperAdmin,
   createIdentityModule,
-  type IdentityProvidersService,
   identityModule,
-  type PasswordChangesService,
-  type PrincipalCache,
-  type RolesService,
-  type SessionsService,
-  type TokenIssuer,
-  type UsersService,
   undoBootstrap,
 } from '../modules/identity/index.js';
 import { MODULES } from '../modules/index.js';
-import {
-  createJobsModule,
-  type JobQueueService,
-  type JobSchedulesService,
-  jobsModule,
-} from '../modules/jobs/index.js';
-import { createSearchModule, type SearchService, searchModule } from '../modules/search/index.js';
-import { createSecretsModule, type SecretsService, secretsModule } from '../modules/secrets/index.js';
-import {
-  type BlobStore,
-  createStorageModule,
-  type StorageService,
-  storageModule,
-} from '../modules/storage/index.js';
-import {
-  createTenantsModule,
-  type TenantSchemaPlan,
-  type TenantsService,
-  tenantsModule,
-} from '../modules/tenants/index.js';
-import {
-  createWebhooksModule,
-  type WebhookDeliveryLog,
-  type WebhookEndpointsService,
-  webhooksModule,
-} from '../modules/webhooks/index.js';
+import { createJobsModule, jobsModule } from '../modules/jobs/index.js';
+import { createSearchModule, searchModule } from '../modules/search/index.js';
+import { createSecretsModule, secretsModule } from '../modules/secrets/index.js';
+import { createStorageModule, storageModule } from '../modules/storage/index.js';
+import { createTenantsModule, type TenantSchemaPlan, tenantsModule } from '../modules/tenants/index.js';
+import { createWebhooksModule, webhooksModule } from '../modules/webhooks/index.js';
 import { PermissionRegistry } from '../permissions.js';
 import { diskCheck, healthRoutes } from './health.js';
+import { createLogger } from './logger.js';
 import { createLoops } from './loops.js';
+import { migrateCore, TENANT_MIGRATIONS } from './migrations.js';
+import { connectRedis } from './redis.js';
 import { createServer } from './server.js';
 import { countInFlight, type ShutdownReport, shutDown } from './shutdown.js';
+import type { App } from './types.js';
 
-/** Migrations of the `core` schema in the order they apply: the kernel's, then each module's in list order. */
-export const CORE_MIGRATIONS: Migration[] = [
-  ...idempotencyMigrations,
-  ...MODULES.flatMap((m): Migration[] => m.coreMigrations ?? []),
-];
-/** Migrations of every `tenant_{slug}` schema, in module order. */
-export const TENANT_MIGRATIONS: Migration[] = MODULES.flatMap((m): Migration[] => m.tenantMigrations ?? []);
-
-/** The services of every module, by the names the CLI, tests and benchmarks use. */
-export interface Services {
-  tenants: TenantsService;
-  users: UsersService;
-  sessions: SessionsService;
-  apiKeys: ApiKeysService;
-  roles: RolesService;
-  providers: IdentityProvidersService;
-  passwords: PasswordChangesService;
-  secrets: SecretsService;
-  audit: AuditService;
-  tokens: TokenIssuer;
-  principals: PrincipalCache;
-  storage: StorageService;
-  jobs: JobQueueService;
-  schedules: JobSchedulesService;
-  search: SearchService;
-  events: EventBus;
-  apps: AppsService;
-  eventLog: PlatformEventsService;
-  webhooks: WebhookEndpointsService;
-  webhookDeliveries: WebhookDeliveryLog;
-}
-
-export interface App {
-  config: PlexicaConfig;
-  logger: Logger;
-  database: Database;
-  server: Server;
-  registry: PermissionRegistry;
-  services: Services;
-  /** The running modules, in module order. */
-  modules: PlexicaModule[];
-  /** The cluster signal channel (cache invalidation; realtime and job cancel build on it). */
-  signals: SignalChannel;
-  /** Where file contents live (filesystem or S3). */
-  blobStore: BlobStore;
-  /**
-   * Creates the first super admin if there is none (PLEXICA_ADMIN_EMAIL /
-   * PLEXICA_ADMIN_PASSWORD, or a generated password). `start` calls it before
-   * listening and prints a generated password only once the port is bound; a
-   * failed listen takes the new admin back, so the next start makes and prints
-   * another instead of a password nobody saw. Idempotent. @returns what it created
-   */
-  bootstrapAdmin(): Promise<Bootstrap | undefined>;
-  /** Runs the roles in `config.role`: HTTP for api, job handlers for worker, loops for scheduler. @returns the URL when listening */
-  start(): Promise<string | undefined>;
-  /**
-   * Graceful: stop accepting and fetching, finish in-flight requests and jobs within
-   * `PLEXICA_SHUTDOWN_TIMEOUT_MS`, then close modules and engines. @returns what the timeout cut
-   */
-  shutdown(): Promise<ShutdownReport>;
-  /** `shutdown`, for callers that do not need the report. */
-  close(): Promise<void>;
-}
-
-/**
- * JSON lines for log collectors; for a person at a terminal (`auto` on a TTY,
- * or `pretty`), pino-pretty's coloured one-line form instead.
- */
-export function createLogger(config: Pick<PlexicaConfig, 'logLevel' | 'logFormat'>): Logger {
-  const pretty =
-    config.logFormat === 'pretty' || (config.logFormat === 'auto' && process.stdout.isTTY === true);
-  return pino({
-    ...(pretty && {
-      transport: {
-        target: 'pino-pretty',
-        options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' },
-      },
-    }),
-    level: config.logLevel,
-    base: { service: 'plexica' },
-    redact: {
-      paths: [
-        'req.headers.authorization',
-        'req.headers.cookie',
-        '*.password',
-        '*.accessToken',
-        '*.refreshToken',
-        '*.secret',
-        '*.clientSecret',
-        '*.masterKey',
-        'password',
-        'secret',
-      ],
-      censor: '[redacted]',
-    },
-  });
-}
-
-/** Applies pending `core` migrations in one transaction. @returns ids applied */
-export const migrateCore = (db: Executor): Promise<string[]> =>
-  db.transaction().execute((trx) => migrateSchema(trx, 'core', CORE_MIGRATIONS));
+export { createLogger } from './logger.js';
+export { CORE_MIGRATIONS, migrateCore, TENANT_MIGRATIONS } from './migrations.js';
+export type { App, Services } from './types.js';
 
 const rolesOf = (config: PlexicaConfig): ReadonlySet<ProcessRole> =>
   new Set(config.role === 'all' ? PROCESS_ROLES : [config.role]);
@@ -473,20 +342,4 @@ export async function createApp(config: PlexicaConfig, options: CreateAppOptions
       );
     throw err;
   }
-}
-
-async function connectRedis(url: string, commandTimeout: number, logger: Logger): Promise<Redis> {
-  // imported when configured: ioredis is start-up time an embedded install should not pay
-  const { Redis } = await import('ioredis');
-  // no offline queue and a command timeout: a Redis that is down fails at once, a frozen one
-  // within commandTimeout, and neither holds a request (issue 11 item 4)
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 2,
-    enableOfflineQueue: false,
-    commandTimeout,
-  });
-  redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
-  await redis.connect();
-  return redis;
 }
