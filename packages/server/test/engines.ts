@@ -67,6 +67,41 @@ export const JOB_ENGINES: JobEngine[] = [
     : []),
 ];
 
+/**
+ * The event bus engines. `crossProcess`: several processes can share it, so a
+ * consumer can be a child process that is killed (the embedded database is one
+ * process's). `transactional`: it joins the database transaction (no outbox relay).
+ */
+export interface EventEngine {
+  name: string;
+  database: DatabaseKind;
+  driver: 'postgres' | 'redis';
+  crossProcess: boolean;
+}
+
+// Redis Streams keep the outbox and dead letters in PostgreSQL when it runs, so a child process can share them
+const redisDatabase: DatabaseKind = DATABASES.includes('postgres') ? 'postgres' : 'pglite';
+export const EVENT_ENGINES: EventEngine[] = [
+  ...DATABASES.map(
+    (database): EventEngine => ({
+      name: `event log on ${database}`,
+      database,
+      driver: 'postgres',
+      crossProcess: database === 'postgres',
+    }),
+  ),
+  ...(enabled('redis') && DATABASES.length > 0
+    ? [
+        {
+          name: `Redis Streams (outbox in ${redisDatabase})`,
+          database: redisDatabase,
+          driver: 'redis' as const,
+          crossProcess: redisDatabase === 'postgres',
+        },
+      ]
+    : []),
+];
+
 export interface BlobEngine {
   database: DatabaseKind;
   driver: 'filesystem' | 's3';

@@ -15,6 +15,13 @@ import {
 import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
 import { type AuditService, createAuditModule } from '../modules/audit/index.js';
 import {
+  type AppsService,
+  createEventsModule,
+  type EventBus,
+  eventsModule,
+  type PlatformEventsService,
+} from '../modules/events/index.js';
+import {
   type ApiKeysService,
   type Bootstrap,
   bootstrapSuperAdmin,
@@ -47,6 +54,12 @@ import {
   type TenantsService,
   tenantsModule,
 } from '../modules/tenants/index.js';
+import {
+  createWebhooksModule,
+  type WebhookDeliveryLog,
+  type WebhookEndpointsService,
+  webhooksModule,
+} from '../modules/webhooks/index.js';
 import { PermissionRegistry } from '../permissions.js';
 import { healthRoutes } from './health.js';
 import { createLoops } from './loops.js';
@@ -75,6 +88,11 @@ export interface Services {
   storage: StorageService;
   jobs: JobQueueService;
   schedules: JobSchedulesService;
+  events: EventBus;
+  apps: AppsService;
+  eventLog: PlatformEventsService;
+  webhooks: WebhookEndpointsService;
+  webhookDeliveries: WebhookDeliveryLog;
 }
 
 export interface App {
@@ -228,8 +246,31 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       outbound,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
     });
+    const events = await createEventsModule({
+      db,
+      logger,
+      config: sliceOf(config, eventsModule),
+      databaseUrl: config.databaseUrl,
+      redisUrl: config.redisUrl,
+      audit: audit.service,
+      metrics: {
+        registry: metrics.registry,
+        onPublished: (type) => metrics.eventsPublished.inc({ event_type: type }),
+      },
+    });
+    const webhooks = createWebhooksModule({
+      db,
+      logger,
+      config: sliceOf(config, webhooksModule),
+      bus: events.service,
+      jobs: jobs.service,
+      secrets: secrets.service,
+      audit: audit.service,
+      apps: events.apps,
+      outboundAllowHosts: config.outboundAllowHosts,
+    });
     // in module order (the order of MODULES)
-    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs];
+    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events, webhooks];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
     });
@@ -308,6 +349,11 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         storage: storage.service,
         jobs: jobs.service,
         schedules: jobs.schedules,
+        events: events.service,
+        apps: events.apps,
+        eventLog: events.log,
+        webhooks: webhooks.service,
+        webhookDeliveries: webhooks.deliveries,
       },
       blobStore: storage.store,
       bootstrapAdmin,

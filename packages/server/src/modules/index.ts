@@ -1,9 +1,11 @@
 import { auditModule } from './audit/index.js';
+import { eventsModule } from './events/index.js';
 import { identityModule } from './identity/index.js';
 import { jobsModule } from './jobs/index.js';
 import { secretsModule } from './secrets/index.js';
 import { storageModule } from './storage/index.js';
 import { tenantsModule } from './tenants/index.js';
+import { webhooksModule } from './webhooks/index.js';
 
 /**
  * Every module, in the order their migrations run, their settings appear in
@@ -18,4 +20,6 @@ export const MODULES = [
   auditModule,
   storageModule,
   jobsModule,
+  eventsModule,
+  webhooksModule,
 ] as const;

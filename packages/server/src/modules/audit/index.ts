@@ -4,7 +4,7 @@ import { auditTenantMigrations } from './migrations.js';
 import { auditDenials, auditRoutes } from './routes.js';
 import { type AuditService, createAuditService } from './service.js';
 
-export type { AuditCredential, AuditEvent, AuditInput, AuditService } from './service.js';
+export type { AuditCredential, AuditEvent, AuditInput, AuditListener, AuditService } from './service.js';
 
 /** The audit log: one table per tenant schema, written in the transaction of the change it records. */
 export const auditModule: ModuleDefinition = {

@@ -41,7 +41,15 @@ export interface AuditService {
   /** Records several events of one request in one statement (a bulk enqueue). */
   recordAll(ctx: RequestContext, events: AuditInput[], trx?: Executor): Promise<void>;
   list(ctx: RequestContext, query: { limit: number; offset: number; action?: string }): Promise<AuditEvent[]>;
+  /**
+   * Calls `listener` with every change recorded, in the same transaction (`trx` is the
+   * caller's, or the database handle when the record was not part of one): the events
+   * module turns them into lifecycle events. A listener that throws fails the change.
+   */
+  onRecorded(listener: AuditListener): void;
 }
+
+export type AuditListener = (ctx: RequestContext, events: AuditInput[], trx: Executor) => Promise<void>;
 
 /** What credential the context's principal presented, as far as the principal tells. */
 export function credentialOf(ctx: RequestContext): AuditCredential | null {
@@ -54,6 +62,7 @@ export function credentialOf(ctx: RequestContext): AuditCredential | null {
 }
 
 export function createAuditService(db: Executor): AuditService {
+  const listeners: AuditListener[] = [];
   const recordAll: AuditService['recordAll'] = async (ctx, events, trx = db) => {
     if (events.length === 0) return;
     const tenant = requireTenant(ctx);
@@ -77,11 +86,15 @@ export function createAuditService(db: Executor): AuditService {
         })),
       )
       .execute();
+    for (const listener of listeners) await listener(ctx, events, trx);
   };
 
   return {
     record: (ctx, event, trx) => recordAll(ctx, [event], trx),
     recordAll,
+    onRecorded(listener) {
+      listeners.push(listener);
+    },
     async list(ctx, { limit, offset, action }) {
       const tenant = requireTenant(ctx);
       let query = tenantScope<AuditTenantTables>(db, tenant).selectFrom('audit_events').selectAll();

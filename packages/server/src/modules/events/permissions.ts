@@ -1,0 +1,13 @@
+import type { PermissionDefinition } from '../../permissions.js';
+
+/** Permission keys of the events module. */
+export const EVENTS_PERMISSIONS: PermissionDefinition[] = [
+  { key: 'events:app:read', scope: 'tenant', member: true, description: "List the tenant's apps" },
+  { key: 'events:app:manage', scope: 'tenant', description: 'Register, rename and delete apps' },
+  { key: 'events:event:publish', scope: 'tenant', description: 'Publish events as an app of the tenant' },
+  {
+    key: 'events:event:read',
+    scope: 'tenant',
+    description: "Read the tenant's event log (every app's events and the core's)",
+  },
+];
