@@ -18,6 +18,8 @@ export interface TenantLifecycleHook {
   provision?(tenant: TenantRef, trx: Executor): Promise<void>;
   suspend?(tenant: TenantRef, trx: Executor): Promise<void>;
   purge?(tenant: TenantRef): Promise<void>;
+  /** After a change to the tenant (status, settings, deletion) has committed: drop what was derived from it. */
+  changed?(tenant: TenantRef): Promise<void>;
 }
 
 /** A health check: resolves with its round-trip time in ms, throws when the dependency is down. */

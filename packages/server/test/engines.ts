@@ -21,7 +21,7 @@ for (const name of selected) {
   if (!(ENGINE_NAMES as readonly string[]).includes(name))
     throw new Error(`PLEXICA_TEST_ENGINES: unknown engine "${name}" (known: ${ENGINE_NAMES.join(', ')})`);
 }
-const enabled = (...needs: EngineName[]) => needs.every((name) => selected.has(name));
+export const enabled = (...needs: EngineName[]) => needs.every((name) => selected.has(name));
 
 export const REDIS_URL = process.env.PLEXICA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 

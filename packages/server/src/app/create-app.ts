@@ -1,4 +1,4 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import { type PlexicaConfig, sliceOf } from '../config/index.js';
 import type { Server } from '../http/types.js';
@@ -12,6 +12,7 @@ import {
   createRedisRateLimitStore,
   type RateLimitStore,
 } from '../infra/rate-limit/store.js';
+import { openSignalChannel, type SignalChannel } from '../infra/signals/index.js';
 import { type HealthCheck, type PlexicaModule, PROCESS_ROLES, type ProcessRole } from '../module.js';
 import { type AuditService, createAuditModule } from '../modules/audit/index.js';
 import {
@@ -29,6 +30,7 @@ import {
   type IdentityProvidersService,
   identityModule,
   type PasswordChangesService,
+  type PrincipalCache,
   type RolesService,
   type SessionsService,
   type TokenIssuer,
@@ -85,6 +87,7 @@ export interface Services {
   secrets: SecretsService;
   audit: AuditService;
   tokens: TokenIssuer;
+  principals: PrincipalCache;
   storage: StorageService;
   jobs: JobQueueService;
   schedules: JobSchedulesService;
@@ -104,6 +107,8 @@ export interface App {
   services: Services;
   /** The running modules, in module order. */
   modules: PlexicaModule[];
+  /** The cluster signal channel (cache invalidation; realtime and job cancel build on it). */
+  signals: SignalChannel;
   /** Where file contents live (filesystem or S3). */
   blobStore: BlobStore;
   /**
@@ -195,6 +200,9 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       ? createRedisRateLimitStore(redis)
       : createMemoryRateLimitStore();
     closers.push(() => rateLimits.close());
+    // cache invalidation (later realtime fan-out and job cancel) across the instances
+    const signals = await openSignalChannel(config, logger);
+    closers.push(() => signals.close());
     // every request made for a tenant (OIDC discovery, later webhooks) goes through this one guard
     const outbound = createOutboundGuard({ allowHosts: config.outboundAllowHosts });
 
@@ -225,6 +233,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       tenants: tenants.service,
       rateLimits,
       outbound,
+      signals,
     });
     const storage = await createStorageModule({
       db,
@@ -356,6 +365,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         webhookDeliveries: webhooks.deliveries,
       },
       blobStore: storage.store,
+      signals,
       bootstrapAdmin,
       async start() {
         const roles = rolesOf(config);
@@ -387,6 +397,8 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
 }
 
 async function connectRedis(url: string, logger: Logger): Promise<Redis> {
+  // imported when configured: ioredis is start-up time an embedded install should not pay
+  const { Redis } = await import('ioredis');
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 2, enableOfflineQueue: false });
   redis.on('error', (err) => logger.warn({ err: err.message }, 'redis connection error'));
   await redis.connect();

@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify';
 import type { KernelConfig } from '../config/index.js';
 import { assertTenantUsable, type RequestContext, requestFacts, toTenantRef } from '../context.js';
 import { isPlexicaError, PlexicaError } from '../infra/errors.js';
@@ -125,7 +125,8 @@ export function createGuard(deps: GuardDeps) {
     if (ctx.tenant) request.headers['x-tenant-id'] = ctx.tenant.id;
     else delete request.headers['x-tenant-id'];
     if (principal.userId) request.headers['x-user-id'] = principal.userId;
-    request.log = request.log.child({
+    // onto the request's own child logger: a second child per request was measurable (issue 12)
+    (request.log as FastifyBaseLogger & { setBindings(b: object): void }).setBindings({
       tenantId: ctx.tenant?.id,
       userId: principal.userId,
       principal: principal.type,

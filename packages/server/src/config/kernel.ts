@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { allowHostProblem } from '../infra/net/outbound-guard.js';
 import type { ConfigFragment, ParsedOption } from '../infra/options.js';
+import { type SignalsConfig, signalsOptions, signalsProblems } from '../infra/signals/config.js';
 import { PROCESS_ROLES } from '../module.js';
 
 /** Roles one `plexica` process can play; `all` runs every role in one process. */
@@ -10,7 +11,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 
 /** Settings of the program itself: HTTP, database, Redis, roles, limits shared by every module. */
-export interface KernelConfig {
+export interface KernelConfig extends SignalsConfig {
   port: number;
   host: string;
   dataDir: string;
@@ -175,6 +176,7 @@ export const kernelOptions: ConfigFragment<KernelConfig>['options'] = {
     description:
       'Comma-separated host or host:port entries that requests the server makes for tenants (OIDC discovery and keys) may reach over http and on loopback/private addresses; all others must be https on a public address',
   },
+  ...signalsOptions,
 };
 
 // proxy-addr's named ranges, as Fastify's trustProxy accepts them
@@ -228,9 +230,12 @@ function parseTrustProxy(text: unknown, shown: string): ParsedOption {
 export const kernelConfig: ConfigFragment<KernelConfig> = {
   options: kernelOptions,
   validate(config) {
-    return config.outboundAllowHosts.flatMap((entry) => {
-      const problem = allowHostProblem(entry);
-      return problem ? [`PLEXICA_OUTBOUND_ALLOW_HOSTS: ${problem}`] : [];
-    });
+    return [
+      ...config.outboundAllowHosts.flatMap((entry) => {
+        const problem = allowHostProblem(entry);
+        return problem ? [`PLEXICA_OUTBOUND_ALLOW_HOSTS: ${problem}`] : [];
+      }),
+      ...signalsProblems(config),
+    ];
   },
 };

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import lockfile from 'proper-lockfile';
 import { PlexicaError } from '../errors.js';
+import { firstStartTemplate } from './embedded-template.js';
 
 /**
  * PGlite runs in a worker thread behind `@electric-sql/pglite-socket`, so the
@@ -16,8 +17,25 @@ const { parentPort, workerData } = require('node:worker_threads');
 (async () => {
   const { PGlite } = await import(workerData.pgliteUrl);
   const { PGLiteSocketServer } = await import(workerData.socketUrl);
-  const db = await PGlite.create(workerData.pgdata);
+  // a first start loads the pre-initialised database instead of running initdb
+  const options = workerData.template
+    ? { loadDataDir: new Blob([require('node:fs').readFileSync(workerData.template)]) }
+    : {};
+  const db = await PGlite.create(workerData.pgdata, options);
   const server = new PGLiteSocketServer({ db, path: workerData.socketPath, maxConnections: workerData.maxConnections });
+  // pglite-socket writes each protocol message's reply separately (~5 writes a query): hold
+  // the socket's writes from a chunk's arrival until the handler has answered all it held
+  // (its 'data' event), so a query's replies leave in one write
+  const handleConnection = server.handleConnection.bind(server);
+  server.handleConnection = async (socket) => {
+    let unanswered = 0;
+    socket.on('data', () => { if (unanswered++ === 0) socket.cork(); });
+    await handleConnection(socket);
+    for (const handler of server.handlers) {
+      if (handler.socket !== socket) continue;
+      handler.addEventListener('data', () => { if (--unanswered === 0) socket.uncork(); });
+    }
+  };
   await server.start();
   parentPort.postMessage({ type: 'ready' });
   parentPort.on('message', async (msg) => {
@@ -70,6 +88,7 @@ export async function startEmbeddedPostgres(
         pgliteUrl: import.meta.resolve('@electric-sql/pglite'),
         socketUrl: import.meta.resolve('@electric-sql/pglite-socket'),
         pgdata: path.join(dataDir, 'pgdata'),
+        template: await firstStartTemplate(path.join(dataDir, 'pgdata')),
         socketPath: path.join(socketDir, '.s.PGSQL.5432'),
         maxConnections,
       },

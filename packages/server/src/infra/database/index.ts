@@ -3,6 +3,9 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { DatabaseConnectError } from './connect-errors.js';
 import { type EmbeddedPostgres, startEmbeddedPostgres } from './embedded.js';
+import { namedStatementPool } from './prepared.js';
+
+export { type PreparedQuery, preparedPerSchema, prepareQuery } from './prepared.js';
 
 /**
  * A database handle or transaction as it passes between modules. Each module
@@ -66,12 +69,17 @@ export async function openDatabase(
       database: 'postgres',
       max: 1,
     });
+    // PGlite has one session for every connection: statements named on a connection that
+    // closed are still there, and naming them again on the next would fail (42P05)
+    pool.on('connect', (client) => {
+      client.query('DEALLOCATE ALL').catch(() => undefined);
+    });
   }
   // an idle client that errors (server restart) must not crash the process; the next
   // query reconnects, and the failure is said where someone can see it
   pool.on('error', (err) => options.logger?.warn({ err: err.message }, 'idle database connection failed'));
   const db: Executor = new Kysely({
-    dialect: new PostgresDialect({ pool }),
+    dialect: new PostgresDialect({ pool: namedStatementPool(pool) }),
     log: options.onQuery,
   });
   return {

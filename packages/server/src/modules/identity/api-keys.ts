@@ -5,6 +5,7 @@ import type { Executor } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { ApiKeysTable, IdentityTables } from './tables.js';
 
 export interface ApiKey {
@@ -33,6 +34,7 @@ export interface ApiKeysService {
    * Revokes every live key `userId` created, when the user is disabled or deleted (the check at
    * use refuses such keys anyway; revoking makes the key list say so). @returns how many
    */
+  /** Given a transaction, the caller invalidates the user's cached principals after its commit. */
   revokeAllOf(userId: string, db?: Executor): Promise<number>;
 }
 
@@ -60,8 +62,10 @@ export function createApiKeysService(options: {
   db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   audit: AuditService;
+  /** Told of every change that makes a resolved principal stale (after it committed). */
+  principals: Pick<PrincipalCache, 'invalidate'>;
 }): ApiKeysService {
-  const { db, registry, audit } = options;
+  const { db, registry, audit, principals } = options;
 
   // ABAC: without core:api-key:manage, a principal sees and revokes only the keys it created
   const ownKeyOnly = (
@@ -162,6 +166,7 @@ export function createApiKeysService(options: {
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
+      await principals.invalidate({ kind: 'api_key', id });
       await audit.record(ctx, { action: 'api_key.revoked', targetType: 'api_key', targetId: id });
       return toApiKey(row);
     },

@@ -3,12 +3,14 @@ import { decodeJwt } from 'jose';
 import { type Kysely, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { type Authenticated, assertTenantUsable, type Principal, toTenantRef } from '../../context.js';
+import { prepareQuery } from '../../infra/database/index.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import { parseApiKey } from './api-keys.js';
 import type { OidcVerifier } from './oidc.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { IdentityTables } from './tables.js';
-import { TOKEN_ISSUER, type TokenIssuer } from './tokens.js';
+import { type AccessClaims, TOKEN_ISSUER, type TokenIssuer } from './tokens.js';
 
 /** Turns a bearer credential (access JWT, API key or external OIDC token) into a principal. */
 export interface Authenticator {
@@ -26,14 +28,15 @@ export function createAuthenticator(options: {
   oidc: OidcVerifier;
   registry: PermissionRegistry;
   logger: Logger;
+  cache: PrincipalCache;
 }): Authenticator {
-  const { db, tokens, oidc, registry, logger } = options;
+  const { db, tokens, oidc, registry, logger, cache } = options;
 
   const permissionsFor: Authenticator['permissionsFor'] = (input) => registry.permissionsOf(input);
 
-  const fromAccessToken = async (token: string): Promise<Authenticated> => {
-    const claims = await tokens.verify(token);
-    const row = await db
+  // the two lookups behind every authenticated request, planned once (issue 12)
+  const sessionLookup = prepareQuery('identity.principal_by_session', (sid: string, sub: string) =>
+    db
       .selectFrom('core.sessions as s')
       .innerJoin('core.users as u', 'u.id', 's.user_id')
       .leftJoin('core.tenants as t', 't.id', 'u.tenant_id')
@@ -51,40 +54,13 @@ export function createAuthenticator(options: {
         sql<string[][]>`(select coalesce(jsonb_agg(r.permissions), '[]'::jsonb) from core.roles r
           where r.tenant_id = u.tenant_id and u.roles ? r.key)`.as('custom_permissions'),
       ])
-      .where('s.id', '=', claims.sid)
-      .where('u.id', '=', claims.sub)
-      .executeTakeFirst();
-    if (!row || row.revoked_at) throw new PlexicaError('PLX_AUTH_SESSION_REVOKED');
-    if ((row.tenant_id ?? undefined) !== claims.tid) throw new PlexicaError('PLX_AUTH_TOKEN_INVALID');
-    if (row.status !== 'active') throw new PlexicaError('PLX_AUTH_USER_DISABLED');
-    assertTenantUsable(row.tenant_status);
-    return {
-      principal: {
-        type: 'user',
-        id: row.id,
-        userId: row.id,
-        isSuperAdmin: row.is_super_admin,
-        roles: row.roles,
-        permissions: permissionsFor({
-          isSuperAdmin: row.is_super_admin,
-          roles: row.roles,
-          customPermissions: row.custom_permissions.flat(),
-        }),
-        sessionId: claims.sid,
-      },
-      tenant:
-        row.tenant_id && row.tenant_slug
-          ? toTenantRef({ id: row.tenant_id, slug: row.tenant_slug, settings: row.tenant_settings ?? {} })
-          : null,
-    };
-  };
-
-  const fromApiKey = async (token: string): Promise<Authenticated> => {
-    const parsed = parseApiKey(token);
-    if (!parsed) throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
+      .where('s.id', '=', sid)
+      .where('u.id', '=', sub),
+  );
+  const apiKeyLookup = prepareQuery('identity.api_key_by_prefix', (prefix: string) =>
     // one round trip: the key, its tenant, and its creator's current roles and custom-role
     // permissions, since a key is worth no more than its creator is today
-    const row = await db
+    db
       .selectFrom('core.api_keys as k')
       .innerJoin('core.tenants as t', 't.id', 'k.tenant_id')
       .leftJoin('core.users as u', 'u.id', 'k.created_by')
@@ -107,9 +83,63 @@ export function createAuthenticator(options: {
         sql<string[][]>`(select coalesce(jsonb_agg(r.permissions), '[]'::jsonb) from core.roles r
           where r.tenant_id = k.tenant_id and u.roles ? r.key)`.as('creator_custom_permissions'),
       ])
-      .where('k.prefix', '=', parsed.prefix)
-      .executeTakeFirst();
+      .where('k.prefix', '=', prefix),
+  );
+
+  const fromClaims = async (claims: AccessClaims): Promise<Authenticated> => {
+    // the key names the session, its user and its tenant: an entry is only ever served for
+    // the very claims it was resolved from, so no credential gets another's principal
+    const key = `s:${claims.sid}:${claims.sub}:${claims.tid ?? ''}`;
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const mark = cache.mark();
+    const [row] = await sessionLookup.execute(db, claims.sid, claims.sub);
+    if (!row || row.revoked_at) throw new PlexicaError('PLX_AUTH_SESSION_REVOKED');
+    if ((row.tenant_id ?? undefined) !== claims.tid) throw new PlexicaError('PLX_AUTH_TOKEN_INVALID');
+    if (row.status !== 'active') throw new PlexicaError('PLX_AUTH_USER_DISABLED');
+    assertTenantUsable(row.tenant_status);
+    const resolved: Authenticated = {
+      principal: {
+        type: 'user',
+        id: row.id,
+        userId: row.id,
+        isSuperAdmin: row.is_super_admin,
+        roles: row.roles,
+        permissions: permissionsFor({
+          isSuperAdmin: row.is_super_admin,
+          roles: row.roles,
+          customPermissions: row.custom_permissions.flat(),
+        }),
+        sessionId: claims.sid,
+      },
+      tenant:
+        row.tenant_id && row.tenant_slug
+          ? toTenantRef({ id: row.tenant_id, slug: row.tenant_slug, settings: row.tenant_settings ?? {} })
+          : null,
+    };
+    cache.set(
+      key,
+      resolved,
+      [
+        { kind: 'session', id: claims.sid },
+        { kind: 'user', id: row.id },
+        ...(row.tenant_id ? [{ kind: 'tenant' as const, id: row.tenant_id }] : []),
+      ],
+      mark,
+    );
+    return resolved;
+  };
+
+  const fromApiKey = async (token: string): Promise<Authenticated> => {
+    const parsed = parseApiKey(token);
+    if (!parsed) throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
+    // keyed by a hash of the whole key, secret included: a wrong secret never meets an entry
     const presented = createHash('sha256').update(parsed.secret).digest();
+    const key = `k:${parsed.prefix}:${presented.toString('hex')}`;
+    const cached = cache.get(key);
+    if (cached) return cached;
+    const mark = cache.mark();
+    const [row] = await apiKeyLookup.execute(db, parsed.prefix);
     if (!row || !timingSafeEqual(presented, Buffer.from(row.hash, 'hex'))) {
       throw new PlexicaError('PLX_AUTH_API_KEY_INVALID');
     }
@@ -143,7 +173,7 @@ export function createAuthenticator(options: {
           logger.error({ err, apiKeyId: row.id }, 'recording API key last use failed'),
         );
     }
-    return {
+    const resolved: Authenticated = {
       principal: apiKeyPrincipal({
         id: row.id,
         keyPermissions: row.permissions,
@@ -156,6 +186,18 @@ export function createAuthenticator(options: {
       }),
       tenant: toTenantRef({ id: row.tenant_id, slug: row.tenant_slug, settings: row.tenant_settings }),
     };
+    cache.set(
+      key,
+      resolved,
+      [
+        { kind: 'api_key', id: row.id },
+        { kind: 'user', id: row.created_by },
+        { kind: 'tenant', id: row.tenant_id },
+      ],
+      mark,
+      row.expires_at ? new Date(row.expires_at).getTime() : undefined,
+    );
+    return resolved;
   };
 
   /**
@@ -190,6 +232,9 @@ export function createAuthenticator(options: {
     permissionsFor,
     async authenticate(bearer) {
       if (bearer.startsWith('plx_')) return fromApiKey(bearer);
+      // a token that verified before is not decoded again
+      const known = tokens.known(bearer);
+      if (known) return fromClaims(known);
       let issuer: string | undefined;
       try {
         issuer = decodeJwt(bearer).iss;
@@ -199,7 +244,7 @@ export function createAuthenticator(options: {
           cause: err,
         });
       }
-      if (issuer === TOKEN_ISSUER) return fromAccessToken(bearer);
+      if (issuer === TOKEN_ISSUER) return fromClaims(await tokens.verify(bearer));
       if (!issuer) throw new PlexicaError('PLX_AUTH_TOKEN_INVALID', { detail: 'token has no issuer' });
       const external = await oidc.verify(bearer, issuer);
       return {

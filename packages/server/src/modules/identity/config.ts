@@ -8,6 +8,7 @@ export interface IdentityConfig {
   loginFailureWindowSeconds: number;
   accessTokenTtlSeconds: number;
   refreshTokenTtlSeconds: number;
+  principalCacheTtlSeconds: number;
 }
 
 /** Every setting of this fragment, its environment variable, type and default. */
@@ -46,5 +47,12 @@ export const identityOptions: ConfigFragment<IdentityConfig>['options'] = {
     kind: { type: 'int', min: 60, max: 31_536_000 },
     default: 30 * 86_400,
     description: 'Refresh token (session) lifetime in seconds',
+  },
+  principalCacheTtlSeconds: {
+    env: 'PLEXICA_PRINCIPAL_CACHE_TTL',
+    kind: { type: 'int', min: 0, max: 300 },
+    default: 5,
+    description:
+      'Seconds a resolved principal (session or API key, its roles and tenant) is reused per instance; changes reach every instance at once over the cluster signal channel, and within this bound when a signal is lost; 0 = look up on every request',
   },
 };

@@ -6,6 +6,7 @@ import type { Executor } from '../../infra/database/index.js';
 import type { OutboundGuard } from '../../infra/net/outbound-guard.js';
 import { createLoginFailures } from '../../infra/rate-limit/login-failures.js';
 import type { RateLimitStore } from '../../infra/rate-limit/store.js';
+import type { SignalChannel } from '../../infra/signals/index.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
@@ -20,6 +21,7 @@ import { identityMigrations } from './migrations.js';
 import { createOidcVerifier } from './oidc.js';
 import { createPasswordChangesService, type PasswordChangesService } from './password-changes.js';
 import { CORE_PERMISSIONS } from './permissions.js';
+import { createPrincipalCache, type PrincipalCache } from './principal-cache.js';
 import { createRolesService, type RolesService } from './roles.js';
 import { accessRoutes } from './routes/access.js';
 import { authRoutes } from './routes/auth.js';
@@ -35,6 +37,7 @@ export { type Bootstrap, bootstrapSuperAdmin } from './bootstrap.js';
 export type { IdentityConfig } from './config.js';
 export type { IdentityProvidersService } from './identity-providers.js';
 export type { PasswordChangesService } from './password-changes.js';
+export type { PrincipalCache, PrincipalChange } from './principal-cache.js';
 export type { RolesService } from './roles.js';
 export type { SessionsService } from './sessions.js';
 export type { TokenIssuer } from './tokens.js';
@@ -62,6 +65,8 @@ export interface IdentityServices {
   passwords: PasswordChangesService;
   tokens: TokenIssuer;
   authenticator: Authenticator;
+  /** Resolved principals per credential; changes invalidate it on every instance. */
+  principals: PrincipalCache;
 }
 
 export async function createIdentityModule(deps: {
@@ -76,8 +81,15 @@ export async function createIdentityModule(deps: {
   rateLimits: RateLimitStore;
   /** Every request made for a tenant (OIDC discovery and keys) goes through this one guard. */
   outbound: OutboundGuard;
+  /** Carries principal invalidations to the other instances. */
+  signals: SignalChannel;
 }): Promise<PlexicaModule<IdentityServices>> {
   const { db, logger, config, registry, secrets, audit, tenants, outbound } = deps;
+  const principals = createPrincipalCache({
+    ttlSeconds: config.principalCacheTtlSeconds,
+    signals: deps.signals,
+    logger,
+  });
   const tokens = await createTokenIssuer({ db, secrets, ttlSeconds: config.accessTokenTtlSeconds, logger });
   const sessions = createSessionsService({
     db,
@@ -89,10 +101,11 @@ export async function createIdentityModule(deps: {
       windowMs: config.loginFailureWindowSeconds * 1000,
     }),
     refreshTtlSeconds: config.refreshTokenTtlSeconds,
+    principals,
   });
-  const roles = createRolesService({ db, registry, audit });
-  const apiKeys = createApiKeysService({ db, registry, audit });
-  const users = createUsersService({ db, registry, roles, sessions, apiKeys, audit });
+  const roles = createRolesService({ db, registry, audit, principals });
+  const apiKeys = createApiKeysService({ db, registry, audit, principals });
+  const users = createUsersService({ db, registry, roles, sessions, apiKeys, audit, principals });
   const oidc = createOidcVerifier({ db, guard: outbound, logger });
   const providers = createIdentityProvidersService({
     db,
@@ -104,8 +117,8 @@ export async function createIdentityModule(deps: {
     logger,
   });
   const links = createIdentityLinksService({ db, registry, roles, audit, verifier: oidc });
-  const passwords = createPasswordChangesService({ db, sessions, tenants, audit });
-  const authenticator = createAuthenticator({ db, tokens, oidc, registry, logger });
+  const passwords = createPasswordChangesService({ db, sessions, tenants, audit, principals });
+  const authenticator = createAuthenticator({ db, tokens, oidc, registry, logger, cache: principals });
   const service: IdentityServices = {
     users,
     sessions,
@@ -116,6 +129,7 @@ export async function createIdentityModule(deps: {
     passwords,
     tokens,
     authenticator,
+    principals,
   };
 
   let pendingDiscovery: Promise<unknown> | undefined;
@@ -143,6 +157,8 @@ export async function createIdentityModule(deps: {
           trx,
         );
       },
+      // after the commit of a status or settings change, a deletion or a purge
+      changed: (tenant) => principals.invalidate({ kind: 'tenant', id: tenant.id }),
     },
     async start(roles) {
       // providers saved before save-time discovery existed get their key set URL here
@@ -154,6 +170,7 @@ export async function createIdentityModule(deps: {
     },
     async close() {
       await pendingDiscovery;
+      principals.close();
     },
   };
 }

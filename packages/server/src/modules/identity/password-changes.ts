@@ -6,6 +6,7 @@ import type { AuditService } from '../audit/index.js';
 import type { TenantsService } from '../tenants/index.js';
 import { assertPasswordPolicy, hashPassword, normalizeEmail, verifyPassword } from './passwords.js';
 import type { SessionsService } from './sessions.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { IdentityTables } from './tables.js';
 
 /** Passwords changed by their owner, and reset by the operator when lost. */
@@ -31,12 +32,13 @@ export function createPasswordChangesService(options: {
   sessions: SessionsService;
   tenants: TenantsService;
   audit: AuditService;
+  principals: Pick<PrincipalCache, 'invalidate'>;
 }): PasswordChangesService {
-  const { db, sessions, tenants, audit } = options;
+  const { db, sessions, tenants, audit, principals } = options;
 
   /** Sets the hash and ends the sessions; a tenant user's change goes to the tenant's audit log. */
-  const store = (ctx: RequestContext, user: User, hash: string, exceptSessionId?: string) =>
-    db.transaction().execute(async (trx) => {
+  const store = async (ctx: RequestContext, user: User, hash: string, exceptSessionId?: string) => {
+    await db.transaction().execute(async (trx) => {
       const userId = user.id;
       await trx
         .updateTable('core.users')
@@ -52,6 +54,9 @@ export function createPasswordChangesService(options: {
         trx,
       );
     });
+    // the ended sessions' cached principals, on every instance, once the change committed
+    await principals.invalidate({ kind: 'user', id: user.id });
+  };
 
   return {
     async changeOwn(ctx, { currentPassword, newPassword }) {

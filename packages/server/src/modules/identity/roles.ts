@@ -5,6 +5,7 @@ import { isUniqueViolation } from '../../infra/database/errors.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { BUILT_IN_ROLES, type PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { IdentityTables, RolesTable } from './tables.js';
 
 export interface Role {
@@ -64,8 +65,10 @@ export function createRolesService(options: {
   db: Kysely<IdentityTables>;
   registry: PermissionRegistry;
   audit: AuditService;
+  /** Told of every change that makes a resolved principal stale (after it committed). */
+  principals: Pick<PrincipalCache, 'invalidate'>;
 }): RolesService {
-  const { db, registry, audit } = options;
+  const { db, registry, audit, principals } = options;
 
   const assertCustom = (key: string) => {
     if ((BUILT_IN_ROLES as readonly string[]).includes(key)) {
@@ -148,6 +151,8 @@ export function createRolesService(options: {
           .returningAll()
           .executeTakeFirstOrThrow();
         await audit.record(ctx, { action: 'role.created', targetType: 'role', targetId: key });
+        // a role's permissions are resolved into every principal of the tenant that holds it
+        await principals.invalidate({ kind: 'tenant', id: tenant.id });
         return toRole(row);
       } catch (err) {
         if (isUniqueViolation(err)) throw new PlexicaError('PLX_ROLE_KEY_TAKEN', { cause: err });
@@ -160,7 +165,7 @@ export function createRolesService(options: {
       const tenant = requireTenant(ctx);
       assertCustom(key);
       if (patch.permissions) registry.assertGrantable(patch.permissions);
-      return db.transaction().execute(async (trx) => {
+      const updated = await db.transaction().execute(async (trx) => {
         // locked, so a concurrent edit cannot widen the role between this check and the write
         const current = await trx
           .selectFrom('core.roles')
@@ -190,6 +195,8 @@ export function createRolesService(options: {
         await audit.record(ctx, { action: 'role.updated', targetType: 'role', targetId: key }, trx);
         return toRole(row);
       });
+      await principals.invalidate({ kind: 'tenant', id: tenant.id });
+      return updated;
     },
 
     async remove(ctx, key) {
@@ -215,6 +222,7 @@ export function createRolesService(options: {
           .execute();
         await audit.record(ctx, { action: 'role.deleted', targetType: 'role', targetId: key }, trx);
       });
+      await principals.invalidate({ kind: 'tenant', id: tenant.id });
     },
 
     async assertAssignable(ctx, roles) {

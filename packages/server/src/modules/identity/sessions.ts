@@ -15,6 +15,7 @@ import { rateLimitedError } from '../../infra/rate-limit/store.js';
 import type { AuditService } from '../audit/index.js';
 import type { TenantsService } from '../tenants/index.js';
 import { normalizeEmail, verifyPassword } from './passwords.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { IdentityTables } from './tables.js';
 import type { TokenIssuer } from './tokens.js';
 
@@ -59,7 +60,11 @@ export interface SessionsService {
   logout(ctx: RequestContext, refreshToken?: string): Promise<void>;
   list(ctx: RequestContext, userId: string): Promise<SessionInfo[]>;
   revoke(ctx: RequestContext, userId: string, sessionId: string): Promise<void>;
-  /** Revokes every session of a user (password change, disable, delete), but `exceptSessionId`. */
+  /**
+   * Revokes every session of a user (password change, disable, delete), but
+   * `exceptSessionId`. Given a transaction, the caller invalidates the user's
+   * cached principals after its commit.
+   */
   revokeAll(userId: string, db?: Executor, exceptSessionId?: string): Promise<void>;
 }
 
@@ -73,8 +78,10 @@ export function createSessionsService(options: {
   audit: AuditService;
   loginFailures: LoginFailures;
   refreshTtlSeconds: number;
+  /** Told of every change that makes a resolved principal stale (after it committed). */
+  principals: Pick<PrincipalCache, 'invalidate'>;
 }): SessionsService {
-  const { db, tokens, tenants, audit, loginFailures, refreshTtlSeconds } = options;
+  const { db, tokens, tenants, audit, loginFailures, refreshTtlSeconds, principals } = options;
 
   const issue = async (
     trx: Kysely<IdentityTables>,
@@ -227,6 +234,7 @@ export function createSessionsService(options: {
             error: new PlexicaError('PLX_AUTH_REFRESH_REUSED', {
               detail: 'refresh token reuse: session revoked',
             }),
+            revokedSession: row.id,
           };
         }
         if (new Date(row.expires_at) <= new Date())
@@ -247,6 +255,8 @@ export function createSessionsService(options: {
         return { pair: await issue(trx, row) };
       });
       // thrown after commit, so the reuse revocation is kept
+      if ('revokedSession' in result && result.revokedSession)
+        await principals.invalidate({ kind: 'session', id: result.revokedSession });
       if (result.error) throw result.error;
       return result.pair;
     },
@@ -270,6 +280,7 @@ export function createSessionsService(options: {
         .where('id', '=', sessionId)
         .where('revoked_at', 'is', null)
         .execute();
+      await principals.invalidate({ kind: 'session', id: sessionId });
     },
 
     async list(ctx, userId) {
@@ -302,6 +313,7 @@ export function createSessionsService(options: {
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) === 0) throw new PlexicaError('PLX_SESSION_NOT_FOUND');
+      await principals.invalidate({ kind: 'session', id: sessionId });
     },
 
     async revokeAll(userId, trx = db, exceptSessionId) {
@@ -312,6 +324,8 @@ export function createSessionsService(options: {
         .where('revoked_at', 'is', null);
       if (exceptSessionId) query = query.where('id', '<>', exceptSessionId);
       await query.execute();
+      // inside a caller's transaction, the caller tells the cache once it committed
+      if (trx === db) await principals.invalidate({ kind: 'user', id: userId });
     },
   };
 }

@@ -32,6 +32,8 @@ export interface AccessClaims {
 export interface TokenIssuer {
   sign(claims: AccessClaims): Promise<string>;
   verify(token: string): Promise<AccessClaims>;
+  /** The claims of a token that verified before and has not expired, without decoding it again. */
+  known(token: string): AccessClaims | undefined;
   /** Public keys (JWKS) so plugins and gateways can verify tokens themselves. */
   jwks(): { keys: JWK[] };
   readonly ttlSeconds: number;
@@ -90,6 +92,13 @@ export async function createTokenIssuer(options: {
   // Revocation is not affected: the session is checked on every request anyway.
   const verified = new Map<string, { claims: AccessClaims; exp: number }>();
   const VERIFIED_MAX = 10_000;
+  const known = (token: string): AccessClaims | undefined => {
+    const hit = verified.get(token);
+    if (!hit) return undefined;
+    if (hit.exp * 1000 > Date.now()) return hit.claims;
+    verified.delete(token);
+    return undefined;
+  };
 
   return {
     ttlSeconds,
@@ -104,12 +113,10 @@ export async function createTokenIssuer(options: {
         .setExpirationTime(`${ttlSeconds}s`);
       return jwt.sign(privateKey);
     },
+    known,
     async verify(token) {
-      const hit = verified.get(token);
-      if (hit) {
-        if (hit.exp * 1000 > Date.now()) return hit.claims;
-        verified.delete(token);
-      }
+      const hit = known(token);
+      if (hit) return hit;
       try {
         const { payload } = await jwtVerify(
           token,

@@ -6,6 +6,7 @@ import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
 import type { ApiKeysService } from './api-keys.js';
 import { assertPasswordPolicy, hashPassword, normalizeEmail } from './passwords.js';
+import type { PrincipalCache } from './principal-cache.js';
 import type { RolesService } from './roles.js';
 import type { SessionsService } from './sessions.js';
 import type { IdentityTables, UsersTable } from './tables.js';
@@ -78,8 +79,10 @@ export function createUsersService(options: {
   sessions: SessionsService;
   apiKeys: ApiKeysService;
   audit: AuditService;
+  /** Told of every change that makes a resolved principal stale (after it committed). */
+  principals: Pick<PrincipalCache, 'invalidate'>;
 }): UsersService {
-  const { db, registry, roles, sessions, apiKeys, audit } = options;
+  const { db, registry, roles, sessions, apiKeys, audit, principals } = options;
 
   const load = async (tenantId: string, id: string) => {
     const row = await db
@@ -157,7 +160,7 @@ export function createUsersService(options: {
       if (patch.roles) await roles.assertAssignable(ctx, patch.roles);
       if (patch.password !== undefined) assertPasswordPolicy(patch.password);
       const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
-      return db.transaction().execute(async (trx) => {
+      const updated = await db.transaction().execute(async (trx) => {
         const row = await trx
           .updateTable('core.users')
           .set({
@@ -187,6 +190,9 @@ export function createUsersService(options: {
         );
         return toUser(row);
       });
+      // roles, status or password: every principal resolved for this user (and their keys)
+      await principals.invalidate({ kind: 'user', id });
+      return updated;
     },
 
     async remove(ctx, id) {
@@ -209,6 +215,7 @@ export function createUsersService(options: {
           trx,
         );
       });
+      await principals.invalidate({ kind: 'user', id });
     },
   };
 }

@@ -11,7 +11,7 @@ import { createDeclaredTypes } from './declared.js';
 import { checkInput, type Definition, toDefinition } from './definitions.js';
 import { createDispatcher } from './dispatch.js';
 import type { QueueDriver } from './drivers/queue-driver.js';
-import { insertJobs } from './insert.js';
+import { insertJobs, oneJobInsert } from './insert.js';
 import { createJobRunner, queueOf } from './runner.js';
 import type { JobStatusName, JobsTable, JobsTables } from './tables.js';
 
@@ -211,8 +211,9 @@ export function createJobQueueService(options: {
     return row;
   };
 
+  const insertOne = oneJobInsert(db);
   const insert = (trx: Kysely<JobsTables>, ctx: RequestContext, tenant: TenantRef, inputs: EnqueueInput[]) =>
-    insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit });
+    insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit, insertOne });
 
   /** Everything `insertJobs` checks, and before it what needs I/O: types declared elsewhere, `validate`. */
   const check = async (inputs: EnqueueInput[]) => {

@@ -3,7 +3,7 @@ import { Transform } from 'node:stream';
 import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import type { TenantRef } from '../../context.js';
-import type { Executor } from '../../infra/database/index.js';
+import { type Executor, preparedPerSchema } from '../../infra/database/index.js';
 import { tenantScope } from '../../infra/database/tenant-scope.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { BlobStore } from './drivers/index.js';
@@ -111,8 +111,17 @@ export function createWritePath(options: {
       logger.warn({ err, tenantId: tenant.id, key }, 'could not delete a replaced blob'),
     );
 
-  const findRow = (tenant: TenantRef, path: string, executor: Executor = db) =>
-    tenantDb(executor, tenant).selectFrom('files').selectAll().where('path', '=', path).executeTakeFirst();
+  // every read, download and signed URL looks its file up: planned once per tenant schema
+  const fileByPath = preparedPerSchema(
+    'storage.file_by_path',
+    (schema) => (path: string) =>
+      tenantScope<StorageTenantTables>(db, { schema })
+        .selectFrom('files')
+        .selectAll()
+        .where('path', '=', path),
+  );
+  const findRow = async (tenant: TenantRef, path: string, executor: Executor = db) =>
+    (await fileByPath(tenant.schema).execute(executor, path))[0];
 
   const tooLarge = (max: number) =>
     new PlexicaError('PLX_STORAGE_FILE_TOO_LARGE', {

@@ -158,7 +158,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
           detail: `tenant ${id} is deleted; it can only be purged`,
         });
       }
-      return db.transaction().execute(async (trx) => {
+      const result = await db.transaction().execute(async (trx) => {
         const row = await trx
           .updateTable('core.tenants')
           .set({
@@ -207,6 +207,8 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
         }
         return updated;
       });
+      for (const hook of hooks) await hook.changed?.(toTenantRef(result));
+      return result;
     },
 
     async remove(id) {
@@ -229,7 +231,9 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
         .where('id', '=', id)
         .returningAll()
         .executeTakeFirstOrThrow();
-      return toTenant(row);
+      const deleted = toTenant(row);
+      for (const hook of hooks) await hook.changed?.(toTenantRef(deleted));
+      return deleted;
     },
 
     async purgeExpired(now = new Date()) {
