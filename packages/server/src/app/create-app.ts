@@ -43,6 +43,7 @@ import {
   type JobSchedulesService,
   jobsModule,
 } from '../modules/jobs/index.js';
+import { createRealtimeModule, type RealtimeService, realtimeModule } from '../modules/realtime/index.js';
 import { createSecretsModule, type SecretsService, secretsModule } from '../modules/secrets/index.js';
 import {
   type BlobStore,
@@ -96,6 +97,7 @@ export interface Services {
   eventLog: PlatformEventsService;
   webhooks: WebhookEndpointsService;
   webhookDeliveries: WebhookDeliveryLog;
+  realtime: RealtimeService;
 }
 
 export interface App {
@@ -278,8 +280,29 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       apps: events.apps,
       outboundAllowHosts: config.outboundAllowHosts,
     });
+    const realtime = createRealtimeModule({
+      db,
+      logger,
+      config: sliceOf(config, realtimeModule),
+      signals,
+      bus: events.service,
+      apps: events.apps,
+      authenticator: identity.service.authenticator,
+      registry,
+      metrics: metrics.registry,
+    });
     // in module order (the order of MODULES)
-    const modules: PlexicaModule[] = [tenants, secrets, identity, audit, storage, jobs, events, webhooks];
+    const modules: PlexicaModule[] = [
+      tenants,
+      secrets,
+      identity,
+      audit,
+      storage,
+      jobs,
+      events,
+      webhooks,
+      realtime,
+    ];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
     });
@@ -363,6 +386,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
         eventLog: events.log,
         webhooks: webhooks.service,
         webhookDeliveries: webhooks.deliveries,
+        realtime: realtime.service,
       },
       blobStore: storage.store,
       signals,
