@@ -6,6 +6,7 @@ import {
   createUsersResource,
 } from './resources/identity.js';
 import { createJobsResource } from './resources/jobs.js';
+import { createRealtimeResource } from './resources/realtime.js';
 import { createStorageResource } from './resources/storage.js';
 import { createTenantsResource } from './resources/tenants.js';
 import { type ClientOptions, createTransport } from './transport.js';
@@ -15,6 +16,12 @@ export type { Body, Query } from './operations.js';
 export type { AuditEvent } from './resources/audit.js';
 export type { ApiKey, IdentityProvider, Role, TokenPair, User } from './resources/identity.js';
 export type { Job } from './resources/jobs.js';
+export type {
+  ChannelSpec,
+  RealtimeSubscribeOptions,
+  RealtimeSubscription,
+  StreamEvent,
+} from './resources/realtime.js';
 export type { StoredFile, UploadOptions } from './resources/storage.js';
 export type { Tenant } from './resources/tenants.js';
 export type { components, paths } from './schema.js';
@@ -47,6 +54,8 @@ export function createClient(options: ClientOptions) {
     storage: createStorageResource(transport),
     jobs: createJobsResource(transport),
     auditEvents: createAuditEventsResource(transport),
+    /** The tenant's events live over WebSocket, with reconnect and resume. */
+    realtime: createRealtimeResource(transport),
   };
 }
 

@@ -127,10 +127,11 @@ export async function realtimeRoutes(
         service.detach(session);
       });
       const types = list(request.query.types);
-      for (const channel of channels)
-        await service.subscribe(session, { channel, ...(types.length > 0 && { types }) });
-      if (lastEventId !== undefined) {
-        await service.resume(session, lastEventId).catch((err: unknown) => {
+      const subscriptions = channels.map((channel) => ({ channel, ...(types.length > 0 && { types }) }));
+      if (lastEventId === undefined) {
+        for (const input of subscriptions) await service.subscribe(session, input);
+      } else {
+        await service.resume(session, lastEventId, subscriptions).catch((err: unknown) => {
           session.close(0, 'resume refused', {
             type: 'error',
             code: err instanceof PlexicaError ? err.code : 'PLX_INTERNAL',

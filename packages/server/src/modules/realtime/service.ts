@@ -48,8 +48,15 @@ export interface RealtimeService {
   /** A WebSocket frame as text. */
   receive(session: StreamSession, text: string): Promise<void>;
   subscribe(session: StreamSession, input: { channel: unknown; types?: unknown }): Promise<boolean>;
-  /** Resume from `lastEventId` (SSE's Last-Event-ID, or the first WebSocket frame). */
-  resume(session: StreamSession, lastEventId: unknown): Promise<void>;
+  /**
+   * Joins `subscriptions`, then fills from `lastEventId` (SSE's Last-Event-ID, or the first
+   * WebSocket frame) and goes live; nothing is sent live in between.
+   */
+  resume(
+    session: StreamSession,
+    lastEventId: unknown,
+    subscriptions?: { channel: unknown; types?: unknown }[],
+  ): Promise<void>;
   detach(session: StreamSession): void;
   readonly size: number;
   start(): Promise<void>;
@@ -193,11 +200,17 @@ export function createRealtimeService(deps: {
     }
   };
 
-  const resume: RealtimeService['resume'] = async (session, lastEventId) => {
-    const from = await session.checkResume(lastEventId);
-    if (from === undefined) return;
-    const sent = await session.fill(from);
-    session.control({ type: 'resumed', lastEventId: String(lastEventId), filled: sent });
+  const resume: RealtimeService['resume'] = async (session, lastEventId, subscriptions = []) => {
+    session.hold();
+    try {
+      for (const input of subscriptions) await subscribe(session, input);
+      const from = await session.checkResume(lastEventId);
+      if (from === undefined) return;
+      const sent = await session.fill(from);
+      session.control({ type: 'resumed', lastEventId: String(lastEventId), filled: sent });
+    } finally {
+      session.release();
+    }
   };
 
   const frameInvalid = (detail: string) => new PlexicaError('PLX_REALTIME_FRAME_INVALID', { detail });
@@ -221,11 +234,11 @@ export function createRealtimeService(deps: {
         if (!first) throw frameInvalid('resume must be the first frame of a stream');
         const list = frame.subscriptions ?? [];
         if (!Array.isArray(list)) throw frameInvalid('subscriptions must be a list');
-        for (const item of list) {
+        const inputs = list.map((item) => {
           const input = (item ?? {}) as { channel?: unknown; types?: unknown };
-          await subscribe(session, { channel: input.channel, types: input.types });
-        }
-        await resume(session, frame.lastEventId);
+          return { channel: input.channel, types: input.types };
+        });
+        await resume(session, frame.lastEventId, inputs);
         return;
       }
       case 'ping':

@@ -136,6 +136,22 @@ export class StreamSession {
     return from;
   }
 
+  /**
+   * Holds live delivery while a resume sets up its subscriptions and checks its
+   * id: what arrives meanwhile is either filled from the log or, when the
+   * resume is refused or the gap is too old, skipped by `release`.
+   */
+  hold(): void {
+    this.filling = true;
+  }
+
+  /** Ends a hold that no fill ended: live from the head on. */
+  release(): void {
+    if (!this.filling) return;
+    this.position = Math.max(this.position, this.deps.head());
+    this.filling = false;
+  }
+
   /** Sends what matched in (`from`, head], then goes live at the head it reached. @returns events sent */
   async fill(from: number): Promise<number> {
     const { log } = this.deps;
