@@ -3,6 +3,7 @@ import { httpLatency } from './http-latency.js';
 import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
 import { provisioning } from './provisioning.js';
+import { realtime } from './realtime.js';
 import { storage } from './storage.js';
 
 /** `npm run bench [-- name]`: runs every benchmark, or those whose name contains the argument. */
@@ -12,6 +13,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'event-loop': eventLoop,
   storage,
   jobs,
+  realtime,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

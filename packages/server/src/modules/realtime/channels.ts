@@ -41,9 +41,28 @@ export function parseChannel(text: unknown, ctx: RequestContext): Channel {
   throw invalid(`channel "${text.slice(0, 100)}" is not user:{id}, tenant or app:{id}`);
 }
 
+type TypeMatcher = { types: string[]; test(type: string): boolean };
+const EVERY_TYPE: TypeMatcher = { types: [], test: () => true };
+// thousands of streams share a few filters: one compiled matcher each (bounded: a client
+// cannot grow it past the bound with made-up filters, it only evicts the oldest)
+const MATCHERS = new Map<string, TypeMatcher>();
+const MAX_MATCHERS = 1000;
+
 /** Same grammar as the bus's topic patterns: `*` is one segment, a trailing `*` one or more. */
-export function typeMatcher(types: unknown): { types: string[]; test(type: string): boolean } {
-  if (types === undefined) return { types: [], test: () => true };
+export function typeMatcher(types: unknown): TypeMatcher {
+  if (types === undefined) return EVERY_TYPE;
+  const key = Array.isArray(types) ? JSON.stringify(types) : undefined;
+  const known = key === undefined ? undefined : MATCHERS.get(key);
+  if (known) return known;
+  const matcher = compileTypes(types);
+  if (key !== undefined) {
+    if (MATCHERS.size >= MAX_MATCHERS) MATCHERS.delete(MATCHERS.keys().next().value ?? '');
+    MATCHERS.set(key, matcher);
+  }
+  return matcher;
+}
+
+function compileTypes(types: unknown): TypeMatcher {
   if (!Array.isArray(types) || types.length > MAX_TYPES)
     throw invalid(`types must be a list of at most ${MAX_TYPES} patterns`);
   const sources = types.map((t: unknown) => {
@@ -58,7 +77,7 @@ export function typeMatcher(types: unknown): { types: string[]; test(type: strin
       )
       .join('\\.');
   });
-  if (sources.length === 0) return { types: [], test: () => true };
+  if (sources.length === 0) return EVERY_TYPE;
   const regex = new RegExp(`^(${sources.join('|')})$`);
   return { types: types as string[], test: (type) => regex.test(type) };
 }

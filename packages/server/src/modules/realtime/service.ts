@@ -283,35 +283,48 @@ export function createRealtimeService(deps: {
     return next;
   };
 
-  /** Checks the credential again; a revoked or expired one ends the stream, narrowed rights drop subscriptions. */
-  const recheck = async (session: StreamSession) => {
-    let ctx: StreamContext;
-    try {
-      ctx = toContext(await authenticator.authenticate(session.credential));
-    } catch (err) {
-      if (!isPlexicaError(err) || err.kind !== 'unauthenticated') {
-        logger.warn({ err }, 'stream credential check failed; kept until the next beat');
-        return;
-      }
-      session.close(
-        CLOSE.credentialEnded,
-        'credential ended',
-        errorFrame(new PlexicaError('PLX_REALTIME_CREDENTIAL_ENDED')),
-      );
-      detach(session);
-      return;
+  /**
+   * Checks credentials again; a revoked or expired one ends its streams, narrowed rights drop
+   * subscriptions. Once per credential, however many streams share it: 15,000 streams of one
+   * token were 15,000 lookups at each beat once the principal cache entry had expired.
+   */
+  const recheck = async (streams: Iterable<StreamSession>) => {
+    const byCredential = new Map<string, StreamSession[]>();
+    for (const session of streams) {
+      const list = byCredential.get(session.credential) ?? [];
+      list.push(session);
+      byCredential.set(session.credential, list);
     }
-    session.ctx = { ...session.ctx, principal: ctx.principal };
-    for (const [key, sub] of session.subscriptions) {
+    for (const [credential, list] of byCredential) {
+      let ctx: StreamContext;
       try {
-        await authorizeSubscription(
-          session.ctx,
-          { channel: key, types: sub.types.length ? sub.types : undefined },
-          deps,
-        );
+        ctx = toContext(await authenticator.authenticate(credential));
       } catch (err) {
-        session.subscriptions.delete(key);
-        session.control(errorFrame(err, { channel: key }));
+        if (!isPlexicaError(err) || err.kind !== 'unauthenticated') {
+          logger.warn({ err }, 'stream credential check failed; kept until the next beat');
+          continue;
+        }
+        const frame = errorFrame(new PlexicaError('PLX_REALTIME_CREDENTIAL_ENDED'));
+        for (const session of list) {
+          session.close(CLOSE.credentialEnded, 'credential ended', frame);
+          detach(session);
+        }
+        continue;
+      }
+      for (const session of list) {
+        session.ctx = { ...session.ctx, principal: ctx.principal };
+        for (const [key, sub] of session.subscriptions) {
+          try {
+            await authorizeSubscription(
+              session.ctx,
+              { channel: key, types: sub.types.length ? sub.types : undefined },
+              deps,
+            );
+          } catch (err) {
+            session.subscriptions.delete(key);
+            session.control(errorFrame(err, { channel: key }));
+          }
+        }
       }
     }
   };
@@ -337,8 +350,8 @@ export function createRealtimeService(deps: {
         continue;
       }
       session.transport.ping();
-      void recheck(session);
     }
+    void recheck([...all]).catch((err: unknown) => logger.error({ err }, 'stream credential recheck failed'));
   };
 
   return {
@@ -363,7 +376,9 @@ export function createRealtimeService(deps: {
       offs.push(
         deps.signals.subscribe(PRINCIPALS_SIGNAL, (payload) => {
           const change = payload as PrincipalChange;
-          for (const session of all) if (touches(session, change)) void recheck(session);
+          void recheck([...all].filter((session) => touches(session, change))).catch((err: unknown) =>
+            logger.error({ err }, 'stream credential recheck failed'),
+          );
         }),
       );
       beat = setInterval(heartbeat, config.realtimeHeartbeatMs);

@@ -1,0 +1,215 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocketServer } from 'ws';
+import { systemContext, toTenantRef } from '../packages/server/src/context.js';
+import { ADMIN, percentile, record, stamp, startApp, table } from './lib.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const N = Number(process.env.PLEXICA_BENCH_STREAMS ?? 5000);
+const BROADCASTS = 10;
+const now = () => performance.timeOrigin + performance.now();
+const gc = (globalThis as { gc?: () => void }).gc;
+
+interface Run {
+  connectMs: number;
+  failed: number;
+  open: number;
+  rssPerConnKB: number;
+  heapPerConnKB: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+const memory = async () => {
+  for (let i = 0; i < 3; i += 1) {
+    gc?.();
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap: m.heapUsed + m.external + m.arrayBuffers };
+};
+
+function ask<T>(child: ChildProcess, msg: object, key: string): Promise<T> {
+  return new Promise((resolve) => {
+    const on = (reply: Record<string, unknown>) => {
+      if (reply[key] === undefined) return;
+      child.off('message', on);
+      resolve(reply as T);
+    };
+    child.on('message', on);
+    child.send(msg);
+  });
+}
+
+/** N clients connect (in a child process), then BROADCASTS events fan out to all of them. */
+async function measure(
+  url: string,
+  headers: Record<string, string>,
+  subscribe: object,
+  broadcast: (k: number) => Promise<void>,
+): Promise<Run> {
+  const child = fork(path.join(here, 'realtime-clients.mjs'));
+  try {
+    const before = await memory();
+    const ready = await ask<{ connectMs: number; failed: number; open: number }>(
+      child,
+      { cmd: 'connect', url, headers, n: N, batch: 250, subscribe },
+      'ready',
+    );
+    const after = await memory();
+    const all: number[] = [];
+    for (let k = 0; k < BROADCASTS; k += 1) {
+      const done = ask<{ latencies: number[] }>(child, { cmd: 'expect', count: ready.open }, 'done');
+      await new Promise((r) => setTimeout(r, 50));
+      await broadcast(k);
+      const { latencies } = await done;
+      all.push(...latencies);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    all.sort((x, y) => x - y);
+    await ask(child, { cmd: 'close' }, 'closed');
+    const round = (x: number) => Math.round(x * 10) / 10;
+    return {
+      connectMs: Math.round(ready.connectMs),
+      failed: ready.failed,
+      open: ready.open,
+      rssPerConnKB: round((after.rss - before.rss) / 1024 / ready.open),
+      heapPerConnKB: round((after.heap - before.heap) / 1024 / ready.open),
+      p50: round(percentile(all, 50)),
+      p95: round(percentile(all, 95)),
+      p99: round(percentile(all, 99)),
+      max: round(all.at(-1) ?? 0),
+    };
+  } finally {
+    child.kill();
+  }
+}
+
+/** Reference: a bare `ws` server doing the same fan-out (one serialisation, one send per client). */
+async function bare(): Promise<Run> {
+  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+  await new Promise<void>((r) => wss.once('listening', () => r()));
+  wss.on('connection', (ws) => {
+    ws.on('message', (data) => {
+      const frame = JSON.parse(data.toString()) as { type: string; channel?: string };
+      if (frame.type === 'subscribe') ws.send(JSON.stringify({ type: 'subscribed', channel: frame.channel }));
+    });
+  });
+  const port = (wss.address() as AddressInfo).port;
+  let seq = 0;
+  try {
+    return await measure(
+      `ws://127.0.0.1:${port}/`,
+      {},
+      { type: 'subscribe', channel: 'tenant' },
+      async (k) => {
+        seq += 1;
+        const text = JSON.stringify({
+          type: 'event',
+          id: String(seq),
+          event: { type: 'crm.tick', data: { sentAt: now(), k } },
+        });
+        for (const ws of wss.clients) ws.send(text);
+      },
+    );
+  } finally {
+    for (const ws of wss.clients) ws.terminate();
+    await new Promise((r) => wss.close(() => r(undefined)));
+  }
+}
+
+async function ours(): Promise<Run> {
+  const { app, close } = await startApp('pglite', { eventsPollIntervalMs: 50 });
+  try {
+    const base = (await app.start()) ?? '';
+    const inject = async (method: 'POST', url: string, payload: object, token?: string) => {
+      const res = await app.server.inject({
+        method,
+        url,
+        payload,
+        ...(token && { headers: { authorization: `Bearer ${token}` } }),
+      });
+      return res.json() as Record<string, string>;
+    };
+    const root = (await inject('POST', '/api/v1/auth/login', ADMIN)).accessToken ?? '';
+    const tenant = await inject('POST', '/api/v1/tenants', { slug: 'bench', name: 'bench' }, root);
+    await inject(
+      'POST',
+      `/api/v1/tenants/${tenant.id}/users`,
+      { email: 'admin@bench.test', password: 'bench-admin-pw-1', roles: ['tenant_admin'] },
+      root,
+    );
+    const token =
+      (
+        await inject('POST', '/api/v1/auth/login', {
+          email: 'admin@bench.test',
+          password: 'bench-admin-pw-1',
+          tenant: 'bench',
+        })
+      ).accessToken ?? '';
+    const found = await app.services.tenants.find('bench');
+    if (!found) throw new Error('no bench tenant');
+    const ctx = systemContext('bench-realtime', toTenantRef(found));
+    return await measure(
+      `${base.replace(/^http/, 'ws')}/api/v1/events/stream`,
+      { authorization: `Bearer ${token}` },
+      { type: 'subscribe', channel: 'tenant', types: ['crm.*'] },
+      async (k) => {
+        await app.services.events.publish(ctx, 'crm.tick', { sentAt: now(), k });
+      },
+    );
+  } finally {
+    await close();
+  }
+}
+
+export async function realtime(): Promise<void> {
+  const reference = await bare();
+  const plexica = await ours();
+  const row = (name: string, r: Run) => [
+    name,
+    `${r.open} (${r.failed} failed)`,
+    r.connectMs,
+    r.rssPerConnKB,
+    r.heapPerConnKB,
+    r.p50,
+    r.p95,
+    r.p99,
+    r.max,
+  ];
+  const text = table(
+    [
+      'server',
+      'connections',
+      'connect all ms',
+      'RSS KB/conn',
+      'heap KB/conn',
+      'P50 ms',
+      'P95 ms',
+      'P99 ms',
+      'max ms',
+    ],
+    [
+      row('Plexica (bus → stream log → tail → fan-out, PGlite)', plexica),
+      row('bare ws (same fan-out)', reference),
+    ],
+  );
+  const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(1) : 'n/a');
+  const ratios = `ratios ours/bare: P50 ${ratio(plexica.p50, reference.p50)}×, P95 ${ratio(plexica.p95, reference.p95)}×, P99 ${ratio(plexica.p99, reference.p99)}×, heap/conn ${ratio(plexica.heapPerConnKB, reference.heapPerConnKB)}×, connect ${ratio(plexica.connectMs, reference.connectMs)}×`;
+  console.log(`\nRealtime broadcast to ${N} streams, ${BROADCASTS} events\n${text}\n${ratios}`);
+  await record(
+    `realtime-${N}`,
+    `## Realtime: ${N} WebSocket streams, broadcast latency (${stamp()})\n\n` +
+      `Clients in a child process; latency from publish to each client's receipt, ${BROADCASTS} broadcasts, every client's receipt counted. ` +
+      `Memory per connection is the server process's growth (after GC) over the connections.\n\n${text}\n\n${ratios}\n`,
+  );
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
+  await realtime();
+  process.exit(0);
+}
