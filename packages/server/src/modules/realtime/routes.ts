@@ -94,6 +94,10 @@ export async function realtimeRoutes(
           },
           { additionalProperties: false },
         ),
+        // the 200 is the event stream itself (hijacked, never serialised); errors before it are problems
+        response: responses({
+          200: Type.String({ description: 'text/event-stream: `id:`, `event:` and `data:` lines per event' }),
+        }),
       },
     },
     async (request, reply) => {
