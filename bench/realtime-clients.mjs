@@ -9,6 +9,8 @@ let received = 0;
 
 process.on('message', async (msg) => {
   if (msg.cmd === 'connect') {
+    received = 0;
+    expected = 0;
     const started = now();
     let failed = 0;
     const one = () =>
@@ -26,7 +28,7 @@ process.on('message', async (msg) => {
             latencies.push(now() - frame.event.data.sentAt);
             received += 1;
             if (expected > 0 && received >= expected) process.send({ done: true, latencies });
-          } else if (text.includes('"subscribed"')) resolve();
+          } else if (text.includes(msg.readyOn ?? '"subscribed"')) resolve();
           else if (text === '{"type":"ping"}') ws.send('{"type":"pong"}');
         });
         sockets.push(ws);
@@ -34,7 +36,13 @@ process.on('message', async (msg) => {
     for (let i = 0; i < msg.n; i += msg.batch) {
       await Promise.all(Array.from({ length: Math.min(msg.batch, msg.n - i) }, one));
     }
-    process.send({ ready: true, connectMs: now() - started, failed, open: sockets.length - failed });
+    process.send({
+      ready: true,
+      connectMs: now() - started,
+      failed,
+      open: sockets.length - failed,
+      received,
+    });
   } else if (msg.cmd === 'expect') {
     latencies = [];
     received = 0;

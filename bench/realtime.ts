@@ -2,6 +2,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sql } from 'kysely';
 import { WebSocketServer } from 'ws';
 import { systemContext, toTenantRef } from '../packages/server/src/context.js';
 import { ADMIN, percentile, record, stamp, startApp, table } from './lib.js';
@@ -122,49 +123,132 @@ async function bare(): Promise<Run> {
   }
 }
 
+type Started = Awaited<ReturnType<typeof startApp>>;
+
 async function ours(): Promise<Run> {
-  const { app, close } = await startApp('pglite', { eventsPollIntervalMs: 50 });
+  const started = await startApp('pglite', { eventsPollIntervalMs: 50 });
   try {
-    const base = (await app.start()) ?? '';
-    const inject = async (method: 'POST', url: string, payload: object, token?: string) => {
-      const res = await app.server.inject({
-        method,
-        url,
-        payload,
-        ...(token && { headers: { authorization: `Bearer ${token}` } }),
-      });
-      return res.json() as Record<string, string>;
-    };
-    const root = (await inject('POST', '/api/v1/auth/login', ADMIN)).accessToken ?? '';
-    const tenant = await inject('POST', '/api/v1/tenants', { slug: 'bench', name: 'bench' }, root);
-    await inject(
-      'POST',
-      `/api/v1/tenants/${tenant.id}/users`,
-      { email: 'admin@bench.test', password: 'bench-admin-pw-1', roles: ['tenant_admin'] },
-      root,
-    );
-    const token =
-      (
-        await inject('POST', '/api/v1/auth/login', {
-          email: 'admin@bench.test',
-          password: 'bench-admin-pw-1',
-          tenant: 'bench',
-        })
-      ).accessToken ?? '';
-    const found = await app.services.tenants.find('bench');
-    if (!found) throw new Error('no bench tenant');
-    const ctx = systemContext('bench-realtime', toTenantRef(found));
+    const { base, token, publish } = await benchTenant(started);
     return await measure(
       `${base.replace(/^http/, 'ws')}/api/v1/events/stream`,
       { authorization: `Bearer ${token}` },
       { type: 'subscribe', channel: 'tenant', types: ['crm.*'] },
-      async (k) => {
-        await app.services.events.publish(ctx, 'crm.tick', { sentAt: now(), k });
-      },
+      (k) => publish(k),
     );
   } finally {
-    await close();
+    await started.close();
   }
+}
+
+const RESUMERS = 1000;
+const MISSED = 100;
+
+/**
+ * Resume cost: 1,000 clients reconnect after 100 events each missed, next to the same
+ * 1,000 connecting fresh (subscribe only) in the same run.
+ */
+export async function realtimeResume(): Promise<void> {
+  const started = await startApp('pglite', { eventsPollIntervalMs: 50 });
+  const child = fork(path.join(here, 'realtime-clients.mjs'));
+  try {
+    const { base, token, publish } = await benchTenant(started);
+    const db = started.app.database.db;
+    const head = async () =>
+      Number(
+        (await sql<{ head: string | null }>`select max(seq)::text as head from core.realtime_log`.execute(db))
+          .rows[0]?.head ?? 0,
+      );
+    const url = `${base.replace(/^http/, 'ws')}/api/v1/events/stream`;
+    const headers = { authorization: `Bearer ${token}` };
+    const subscriptions = [{ channel: 'tenant', types: ['crm.*'] }];
+    type Ready = { connectMs: number; open: number; received: number };
+    const fresh = await ask<Ready>(
+      child,
+      {
+        cmd: 'connect',
+        url,
+        headers,
+        n: RESUMERS,
+        batch: 100,
+        subscribe: { type: 'subscribe', ...subscriptions[0] },
+      },
+      'ready',
+    );
+    await ask(child, { cmd: 'close' }, 'closed');
+    const from = await head();
+    for (let k = 0; k < MISSED; k += 1) await publish(k);
+    const deadline = Date.now() + 60_000;
+    while ((await head()) < from + MISSED && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    const resumed = await ask<Ready>(
+      child,
+      {
+        cmd: 'connect',
+        url,
+        headers,
+        n: RESUMERS,
+        batch: 100,
+        readyOn: '"resumed"',
+        subscribe: { type: 'resume', lastEventId: String(from), subscriptions },
+      },
+      'ready',
+    );
+    await ask(child, { cmd: 'close' }, 'closed');
+    const rows = [
+      ['1,000 fresh connects (subscribe)', fresh.open, Math.round(fresh.connectMs), 0, '—'],
+      [
+        `1,000 resumes after ${MISSED} missed each`,
+        resumed.open,
+        Math.round(resumed.connectMs),
+        resumed.received,
+        (resumed.received / resumed.open).toFixed(1),
+      ],
+    ];
+    const text = table(['phase', 'clients', 'all done ms', 'events filled', 'per client'], rows);
+    const ratio = `ratio resume / fresh connect: ${(resumed.connectMs / fresh.connectMs).toFixed(1)}×`;
+    console.log(`\nRealtime resume cost\n${text}\n${ratio}`);
+    await record('realtime-resume', `## Realtime: resume cost (${stamp()})\n\n${text}\n\n${ratio}\n`);
+  } finally {
+    child.kill();
+    await started.close();
+  }
+}
+
+/** Starts the app and makes a tenant with an admin: its token and a publisher of tenant events. */
+async function benchTenant({ app }: Started) {
+  const base = (await app.start()) ?? '';
+  const inject = async (method: 'POST', url: string, payload: object, token?: string) => {
+    const res = await app.server.inject({
+      method,
+      url,
+      payload,
+      ...(token && { headers: { authorization: `Bearer ${token}` } }),
+    });
+    return res.json() as Record<string, string>;
+  };
+  const root = (await inject('POST', '/api/v1/auth/login', ADMIN)).accessToken ?? '';
+  const tenant = await inject('POST', '/api/v1/tenants', { slug: 'bench', name: 'bench' }, root);
+  await inject(
+    'POST',
+    `/api/v1/tenants/${tenant.id}/users`,
+    { email: 'admin@bench.test', password: 'bench-admin-pw-1', roles: ['tenant_admin'] },
+    root,
+  );
+  const token =
+    (
+      await inject('POST', '/api/v1/auth/login', {
+        email: 'admin@bench.test',
+        password: 'bench-admin-pw-1',
+        tenant: 'bench',
+      })
+    ).accessToken ?? '';
+  const found = await app.services.tenants.find('bench');
+  if (!found) throw new Error('no bench tenant');
+  const ctx = systemContext('bench-realtime', toTenantRef(found));
+  const publish = async (k: number) => {
+    await app.services.events.publish(ctx, 'crm.tick', { sentAt: now(), k });
+  };
+  return { base, token, publish };
 }
 
 export async function realtime(): Promise<void> {
@@ -210,6 +294,7 @@ export async function realtime(): Promise<void> {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  await realtime();
+  if (process.env.PLEXICA_BENCH_RESUME) await realtimeResume();
+  else await realtime();
   process.exit(0);
 }
