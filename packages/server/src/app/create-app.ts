@@ -290,6 +290,7 @@ export async function createApp(config: PlexicaConfig, options: { logger?: Logge
       authenticator: identity.service.authenticator,
       registry,
       metrics: metrics.registry,
+      failures: { store: rateLimits, windowMs: config.rateLimitWindowMs, max: config.rateLimitAnonymous },
     });
     // in module order (the order of MODULES)
     const modules: PlexicaModule[] = [

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Executor } from '../../infra/database/index.js';
+import type { RateLimitStore } from '../../infra/rate-limit/store.js';
 import type { SignalChannel } from '../../infra/signals/index.js';
 import type { ModuleDefinition, PlexicaModule } from '../../module.js';
 import type { PermissionRegistry } from '../../permissions.js';
@@ -37,6 +38,8 @@ export function createRealtimeModule(deps: {
   authenticator: Authenticator;
   registry: PermissionRegistry;
   metrics: Registry;
+  /** The anonymous window of failed credentials (PLEXICA_RATE_LIMIT_ANONYMOUS per window). */
+  failures: { store: RateLimitStore; windowMs: number; max: number };
 }): PlexicaModule<RealtimeService> {
   const { config, logger } = deps;
   const log = createStreamLog(deps.db);
@@ -52,6 +55,7 @@ export function createRealtimeModule(deps: {
         service,
         maxFrameBytes: config.realtimeMaxFrameBytes,
         logger,
+        failures: deps.failures,
       });
       await realtimeRoutes(server, { service, maxChannels: config.realtimeMaxSubscriptions });
       // before the server stops: streams are told to reconnect elsewhere instead of being cut

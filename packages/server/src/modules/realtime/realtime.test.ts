@@ -78,6 +78,22 @@ for (const kind of DATABASES)
       expect(plain.body.code).toBe('PLX_REALTIME_STREAM_EXPECTED');
     });
 
+    it('counts failed credentials on the upgrade against the anonymous window (429 past it)', async () => {
+      const strict = await createTestApp(kind, { rateLimitAnonymous: 3 });
+      try {
+        const url = (await strict.app.start()) ?? '';
+        const statuses = [];
+        for (let i = 0; i < 4; i += 1)
+          statuses.push((await StreamClient.connect(url, { token: 'wrong' }).catch((e: Frame) => e)).status);
+        expect(statuses).toEqual([401, 401, 401, 429]);
+        const limited = await StreamClient.connect(url, { token: 'wrong' }).catch((e: Frame) => e);
+        expect(limited.body.code).toBe('PLX_RATE_LIMITED');
+        expect(limited.body.retryAfter).toBeGreaterThan(0);
+      } finally {
+        await strict.close();
+      }
+    });
+
     it('opens with a one-time ticket; a second use and an expired ticket are refused', async () => {
       const minted = await t.request({ method: 'POST', url: '/api/v1/events/stream/ticket', token: member });
       expect(minted.status).toBe(201);

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import { type WebSocket, WebSocketServer } from 'ws';
 import { STATUS_BY_KIND, toPlexicaError } from '../../http/problem.js';
 import type { Server } from '../../http/types.js';
-import { PlexicaError } from '../../infra/errors.js';
+import { isPlexicaError, PlexicaError } from '../../infra/errors.js';
+import { type RateLimitStore, rateLimitedError } from '../../infra/rate-limit/store.js';
 import type { RealtimeService } from './service.js';
 import type { EncodedEntry, StreamTransport } from './session.js';
 
@@ -21,16 +22,19 @@ function refuse(socket: Duplex, err: unknown, path: string): void {
     title: error.title,
     status,
     ...(error.kind !== 'internal' && error.message !== error.title && { detail: error.message }),
+    ...(typeof error.extra?.retryAfter === 'number' && { retryAfter: error.extra.retryAfter }),
     instance: path,
     code: error.code,
     traceId: randomUUID(),
   });
+  const retryAfter = error.extra?.retryAfter;
   socket.end(
     [
       `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
       'Content-Type: application/problem+json',
       `Content-Length: ${Buffer.byteLength(body)}`,
       ...(status === 401 ? ['WWW-Authenticate: Bearer'] : []),
+      ...(typeof retryAfter === 'number' ? [`Retry-After: ${retryAfter}`] : []),
       'Connection: close',
       '',
       body,
@@ -71,9 +75,23 @@ function wsTransport(ws: WebSocket): StreamTransport {
  */
 export function attachWebSocketStream(
   server: Server,
-  deps: { service: RealtimeService; maxFrameBytes: number; logger: Logger },
+  deps: {
+    service: RealtimeService;
+    maxFrameBytes: number;
+    logger: Logger;
+    /** Failed credentials count against the address's anonymous window, as on every other route. */
+    failures: { store: RateLimitStore; windowMs: number; max: number };
+  },
 ): () => void {
-  const { service } = deps;
+  const { service, failures } = deps;
+  // the upgrade never reaches Fastify's guard: a flood of wrong credentials is bounded here
+  const countFailure = async (err: unknown, ip: string): Promise<unknown> => {
+    if (!isPlexicaError(err) || err.kind !== 'unauthenticated') return err;
+    const { count, resetInMs } = await failures.store.hit(`anonymous:rl:${ip}`, failures.windowMs);
+    return count > failures.max
+      ? rateLimitedError('too many failed credentials from this address', resetInMs)
+      : err;
+  };
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: deps.maxFrameBytes,
@@ -121,6 +139,8 @@ export function attachWebSocketStream(
           });
         });
       })
+      .catch((err: unknown) => countFailure(err, req.socket.remoteAddress ?? 'unknown'))
+      .then((err) => err !== undefined && refuse(socket, err, url.pathname))
       .catch((err: unknown) => refuse(socket, err, url.pathname));
   };
   server.server.on('upgrade', onUpgrade);
