@@ -52,18 +52,20 @@ async function measure(
   headers: Record<string, string>,
   subscribe: object,
   broadcast: (k: number) => Promise<void>,
+  n = N,
+  broadcasts = BROADCASTS,
 ): Promise<Run> {
   const child = fork(path.join(here, 'realtime-clients.mjs'));
   try {
     const before = await memory();
     const ready = await ask<{ connectMs: number; failed: number; open: number }>(
       child,
-      { cmd: 'connect', url, headers, n: N, batch: 250, subscribe },
+      { cmd: 'connect', url, headers, n, batch: 250, subscribe },
       'ready',
     );
     const after = await memory();
     const all: number[] = [];
-    for (let k = 0; k < BROADCASTS; k += 1) {
+    for (let k = 0; k < broadcasts; k += 1) {
       const done = ask<{ latencies: number[] }>(child, { cmd: 'expect', count: ready.open }, 'done');
       await new Promise((r) => setTimeout(r, 50));
       await broadcast(k);
@@ -214,6 +216,105 @@ export async function realtimeResume(): Promise<void> {
   }
 }
 
+/**
+ * Per-user delivery: one client on `user:me` while N others are connected (on a channel the
+ * event does not match), next to a bare ws server sending to one of N + 1 clients.
+ */
+export async function realtimeUser(): Promise<void> {
+  const crowd = fork(path.join(here, 'realtime-clients.mjs'));
+  const rows: (string | number)[][] = [];
+  let oursP95 = 0;
+  let bareP95 = 0;
+  try {
+    const started = await startApp('pglite', { eventsPollIntervalMs: 50 });
+    try {
+      const { base, token, publish, userId } = await benchTenant(started);
+      const url = `${base.replace(/^http/, 'ws')}/api/v1/events/stream`;
+      const headers = { authorization: `Bearer ${token}` };
+      await ask(
+        crowd,
+        {
+          cmd: 'connect',
+          url,
+          headers,
+          n: N,
+          batch: 250,
+          subscribe: { type: 'subscribe', channel: 'tenant', types: ['other.*'] },
+        },
+        'ready',
+      );
+      const run = await measure(
+        url,
+        headers,
+        { type: 'subscribe', channel: 'user:me' },
+        (k) => publish(k, userId),
+        1,
+        50,
+      );
+      oursP95 = run.p95;
+      rows.push([`Plexica, 1 on user:me + ${N} others`, run.p50, run.p95, run.p99, run.max]);
+      await ask(crowd, { cmd: 'close' }, 'closed');
+    } finally {
+      await started.close();
+    }
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    let target: import('ws').WebSocket | undefined;
+    wss.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const frame = JSON.parse(data.toString()) as { type: string; channel?: string };
+        if (frame.channel === 'user:me') target = ws;
+        if (frame.type === 'subscribe')
+          ws.send(JSON.stringify({ type: 'subscribed', channel: frame.channel }));
+      });
+    });
+    const port = (wss.address() as AddressInfo).port;
+    const url = `ws://127.0.0.1:${port}/`;
+    await ask(
+      crowd,
+      {
+        cmd: 'connect',
+        url,
+        headers: {},
+        n: N,
+        batch: 250,
+        subscribe: { type: 'subscribe', channel: 'tenant' },
+      },
+      'ready',
+    );
+    const run = await measure(
+      url,
+      {},
+      { type: 'subscribe', channel: 'user:me' },
+      async (k) => {
+        target?.send(
+          JSON.stringify({
+            type: 'event',
+            id: String(k),
+            event: { type: 'crm.tick', data: { sentAt: now(), k } },
+          }),
+        );
+      },
+      1,
+      50,
+    );
+    bareP95 = run.p95;
+    rows.push([`bare ws, 1 of ${N + 1}`, run.p50, run.p95, run.p99, run.max]);
+    await ask(crowd, { cmd: 'close' }, 'closed');
+    for (const ws of wss.clients) ws.terminate();
+    await new Promise((r) => wss.close(() => r(undefined)));
+  } finally {
+    crowd.kill();
+  }
+  const text = table(['server', 'P50 ms', 'P95 ms', 'P99 ms', 'max ms'], rows);
+  const ratio = `ratio ours/bare P95: ${(oursP95 / Math.max(bareP95, 0.1)).toFixed(1)}×`;
+  console.log(`\nPer-user delivery while ${N} are connected (50 events)\n${text}\n${ratio}`);
+  await record(
+    `realtime-user-${N}`,
+    `## Realtime: per-user delivery while ${N} others are connected (${stamp()})\n\n${text}\n\n${ratio}\n`,
+  );
+}
+
 /** Starts the app and makes a tenant with an admin: its token and a publisher of tenant events. */
 async function benchTenant({ app }: Started) {
   const base = (await app.start()) ?? '';
@@ -228,7 +329,7 @@ async function benchTenant({ app }: Started) {
   };
   const root = (await inject('POST', '/api/v1/auth/login', ADMIN)).accessToken ?? '';
   const tenant = await inject('POST', '/api/v1/tenants', { slug: 'bench', name: 'bench' }, root);
-  await inject(
+  const user = await inject(
     'POST',
     `/api/v1/tenants/${tenant.id}/users`,
     { email: 'admin@bench.test', password: 'bench-admin-pw-1', roles: ['tenant_admin'] },
@@ -245,10 +346,10 @@ async function benchTenant({ app }: Started) {
   const found = await app.services.tenants.find('bench');
   if (!found) throw new Error('no bench tenant');
   const ctx = systemContext('bench-realtime', toTenantRef(found));
-  const publish = async (k: number) => {
-    await app.services.events.publish(ctx, 'crm.tick', { sentAt: now(), k });
+  const publish = async (k: number, userId?: string) => {
+    await app.services.events.publish(ctx, 'crm.tick', { sentAt: now(), k, ...(userId && { userId }) });
   };
-  return { base, token, publish };
+  return { base, token, publish, userId: user.id ?? '' };
 }
 
 export async function realtime(): Promise<void> {
@@ -295,6 +396,7 @@ export async function realtime(): Promise<void> {
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   if (process.env.PLEXICA_BENCH_RESUME) await realtimeResume();
+  else if (process.env.PLEXICA_BENCH_USER) await realtimeUser();
   else await realtime();
   process.exit(0);
 }

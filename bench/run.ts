@@ -3,7 +3,7 @@ import { httpLatency } from './http-latency.js';
 import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
 import { provisioning } from './provisioning.js';
-import { realtime, realtimeResume } from './realtime.js';
+import { realtime, realtimeResume, realtimeUser } from './realtime.js';
 import { storage } from './storage.js';
 
 /** `npm run bench [-- name]`: runs every benchmark, or those whose name contains the argument. */
@@ -15,6 +15,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   jobs,
   realtime,
   'realtime-resume': realtimeResume,
+  'realtime-user': realtimeUser,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {
