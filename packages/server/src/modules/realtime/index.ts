@@ -83,6 +83,7 @@ export function createRealtimeModule(deps: {
           // platform events (global.*) belong to no tenant's stream
           if (!event.tenantid) return;
           const seq = await log.append({ ...event, tenantid: event.tenantid });
+          if (seq !== undefined) service.appended({ seq, tenantId: event.tenantid, event });
           await deps.signals
             .publish(LOG_SIGNAL, { seq: seq ?? null })
             .catch((err: unknown) =>

@@ -127,11 +127,14 @@ export function createLogTail(options: {
     do {
       again = false;
       for (;;) {
-        const entries = await log.tail(head, TAIL_PAGE);
-        if (entries.length === 0) break;
-        head = entries.at(-1)?.seq ?? head;
-        options.onEntries(entries);
-        if (entries.length < TAIL_PAGE) break;
+        const read = await log.tail(head, TAIL_PAGE);
+        // `offer` may have handed some of them over while the read was out
+        const entries = read.filter((e) => e.seq > head);
+        if (entries.length > 0) {
+          head = entries.at(-1)?.seq ?? head;
+          options.onEntries(entries);
+        }
+        if (read.length < TAIL_PAGE) break;
       }
     } while (again);
   };
@@ -158,6 +161,16 @@ export function createLogTail(options: {
       timer.unref();
     },
     wake,
+    /**
+     * An entry this instance just appended: handed over at once when it is the next one
+     * (no read back), else the tail reads up to it, in order.
+     */
+    offer(entry: StreamEntry) {
+      if (entry.seq === head + 1) {
+        head = entry.seq;
+        options.onEntries([entry]);
+      } else if (entry.seq > head) wake();
+    },
     async stop() {
       for (const off of offs.splice(0)) off();
       if (timer) clearInterval(timer);

@@ -59,6 +59,8 @@ export interface RealtimeService {
   ): Promise<void>;
   detach(session: StreamSession): void;
   readonly size: number;
+  /** An entry this instance appended to the stream log (skips reading it back when it is next). */
+  appended(entry: StreamEntry): void;
   start(): Promise<void>;
   /** Tells every stream to reconnect elsewhere (1012), stops the tail. */
   close(): Promise<void>;
@@ -371,6 +373,7 @@ export function createRealtimeService(deps: {
     get size() {
       return all.size;
     },
+    appended: (entry) => tail.offer(entry),
     async start() {
       await tail.start();
       offs.push(
