@@ -7,6 +7,7 @@ import { httpLatency } from './http-latency.js';
 import { jobs } from './jobs.js';
 import { removeTemplate } from './lib.js';
 import { provisioning } from './provisioning.js';
+import { realtime, realtimeResume, realtimeUser } from './realtime.js';
 import { search } from './search.js';
 import { storage } from './storage.js';
 
@@ -22,6 +23,9 @@ const benchmarks: Record<string, () => Promise<void>> = {
   'cold-start': coldStart,
   search,
   events,
+  realtime,
+  'realtime-resume': realtimeResume,
+  'realtime-user': realtimeUser,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

@@ -7,6 +7,7 @@ import {
   createUsersResource,
 } from './resources/identity.js';
 import { createJobsResource } from './resources/jobs.js';
+import { createRealtimeResource } from './resources/realtime.js';
 import { createSearchResource } from './resources/search.js';
 import { createStorageResource } from './resources/storage.js';
 import { createTenantsResource } from './resources/tenants.js';
@@ -19,6 +20,12 @@ export type { AuditEvent } from './resources/audit.js';
 export type { App, PlatformEvent } from './resources/events.js';
 export type { ApiKey, IdentityProvider, Role, TokenPair, User } from './resources/identity.js';
 export type { Job } from './resources/jobs.js';
+export type {
+  ChannelSpec,
+  RealtimeSubscribeOptions,
+  RealtimeSubscription,
+  StreamEvent,
+} from './resources/realtime.js';
 export type { SearchDocument, SearchResult, SearchType } from './resources/search.js';
 export type { StoredFile, UploadOptions } from './resources/storage.js';
 export type { Tenant } from './resources/tenants.js';
@@ -56,6 +63,8 @@ export function createClient(options: ClientOptions) {
     auditEvents: createAuditEventsResource(transport),
     events: createEventsResource(transport),
     webhooks: createWebhooksResource(transport),
+    /** The tenant's events live over WebSocket, with reconnect and resume. */
+    realtime: createRealtimeResource(transport),
   };
 }
 

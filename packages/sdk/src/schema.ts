@@ -1213,6 +1213,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/events/stream/ticket": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A one-time stream ticket (browsers: a WebSocket or EventSource cannot send headers)
+         * @description Open `GET /api/v1/events/stream?ticket=…` with it once, within `PLEXICA_REALTIME_TICKET_SECONDS`; the stream then acts as the credential that asked for the ticket.
+         */
+        post: operations["postEventsStreamTicket"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's events as a stream (WebSocket upgrade, or Server-Sent Events)
+         * @description WebSocket: send `{"type":"subscribe","channel":"user:me"|"tenant"|"app:{id}","types":["crm.*"]}`; reconnect with `{"type":"resume","lastEventId":"…","subscriptions":[…]}` as the first frame. SSE (`Accept: text/event-stream`): `channels` and `types` in the query, `Last-Event-ID` to resume. Every event carries its id; a gap too old to fill is a `gap` frame.
+         */
+        get: operations["getEventsStream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -6361,6 +6401,94 @@ export interface operations {
                     "application/json": {
                         redelivered: number;
                     };
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postEventsStreamTicket: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        ticket: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                    };
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEventsStream: {
+        parameters: {
+            query?: {
+                ticket?: string;
+                channels?: string;
+                types?: string;
+                lastEventId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description text/event-stream: `id:`, `event:` and `data:` lines per event */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": string;
                 };
             };
             /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */

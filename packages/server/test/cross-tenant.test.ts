@@ -101,6 +101,9 @@ const NOT_TENANT_DATA = new Set([
   // the caller's own password, whoever the caller is
   'POST /api/v1/auth/password',
   'GET /api/v1/permissions',
+  // a stream, not a request: its cross-tenant refusals (channels, resume ids) are in
+  // modules/realtime/realtime.test.ts, over a real socket
+  'GET /api/v1/events/stream',
 ]);
 
 type Attempt = {
@@ -505,6 +508,14 @@ for (const kind of DATABASES) {
           url: () => '/api/v1/api-keys',
           status: 200,
           leaks: aIds,
+        },
+        {
+          route: 'POST /api/v1/events/stream/ticket',
+          method: 'POST',
+          url: () => '/api/v1/events/stream/ticket',
+          tenantHeader: true,
+          status: 403,
+          code: 'PLX_TENANT_HEADER_FORBIDDEN',
         },
         {
           route: 'POST /api/v1/api-keys',

@@ -24,6 +24,7 @@ import {
 } from '../modules/identity/index.js';
 import { MODULES } from '../modules/index.js';
 import { createJobsModule, jobsModule } from '../modules/jobs/index.js';
+import { createRealtimeModule, realtimeModule } from '../modules/realtime/index.js';
 import { createSearchModule, searchModule } from '../modules/search/index.js';
 import { createSecretsModule, secretsModule } from '../modules/secrets/index.js';
 import { createStorageModule, storageModule } from '../modules/storage/index.js';
@@ -185,6 +186,18 @@ export async function createApp(config: PlexicaConfig, options: CreateAppOptions
       rateLimits,
       ...(options.resolveHost && { resolveHost: options.resolveHost }),
     });
+    const realtime = createRealtimeModule({
+      db,
+      logger,
+      config: sliceOf(config, realtimeModule),
+      signals,
+      bus: events.service,
+      apps: events.apps,
+      authenticator: identity.service.authenticator,
+      registry,
+      metrics: metrics.registry,
+      failures: { store: rateLimits, windowMs: config.rateLimitWindowMs, max: config.rateLimitAnonymous },
+    });
     // in module order (the order of MODULES)
     const modules: PlexicaModule[] = [
       tenants,
@@ -196,6 +209,7 @@ export async function createApp(config: PlexicaConfig, options: CreateAppOptions
       search,
       events,
       webhooks,
+      realtime,
     ];
     closers.push(async () => {
       for (const module of [...modules].reverse()) await module.close?.();
@@ -307,6 +321,7 @@ export async function createApp(config: PlexicaConfig, options: CreateAppOptions
         eventLog: events.log,
         webhooks: webhooks.service,
         webhookDeliveries: webhooks.deliveries,
+        realtime: realtime.service,
       },
       blobStore: storage.store,
       signals,

@@ -18,6 +18,7 @@ import type {
   UsersService,
 } from '../modules/identity/index.js';
 import type { JobQueueService, JobSchedulesService } from '../modules/jobs/index.js';
+import type { RealtimeService } from '../modules/realtime/index.js';
 import type { SearchService } from '../modules/search/index.js';
 import type { SecretsService } from '../modules/secrets/index.js';
 import type { BlobStore, StorageService } from '../modules/storage/index.js';
@@ -43,6 +44,7 @@ export interface Services {
   jobs: JobQueueService;
   schedules: JobSchedulesService;
   search: SearchService;
+  realtime: RealtimeService;
   events: EventBus;
   apps: AppsService;
   eventLog: PlatformEventsService;

@@ -188,6 +188,29 @@ export const ERROR_CODES = {
   PLX_WEBHOOK_DELIVERY_NOT_FOUND: { kind: 'not_found', title: 'Webhook delivery not found' },
   PLX_WEBHOOK_FILTER_NEVER_MATCHES: { kind: 'invalid', title: 'The event type filter can never match' },
   PLX_WEBHOOK_RANGE_INVALID: { kind: 'invalid', title: 'The recovery range is invalid' },
+  PLX_REALTIME_TICKET_INVALID: { kind: 'unauthenticated', title: 'Stream ticket is unknown or already used' },
+  PLX_REALTIME_TICKET_EXPIRED: { kind: 'unauthenticated', title: 'Stream ticket has expired' },
+  PLX_REALTIME_STREAM_EXPECTED: {
+    kind: 'invalid',
+    title: 'Open the stream as a WebSocket or with Accept: text/event-stream',
+  },
+  PLX_REALTIME_FRAME_INVALID: { kind: 'invalid', title: 'Stream frame is malformed' },
+  PLX_REALTIME_CHANNEL_INVALID: { kind: 'invalid', title: 'Stream channel or type filter is invalid' },
+  PLX_REALTIME_CHANNEL_FORBIDDEN: { kind: 'forbidden', title: 'Not allowed to join this channel' },
+  PLX_REALTIME_TOO_MANY_SUBSCRIPTIONS: { kind: 'too_large', title: 'Too many subscriptions on one stream' },
+  PLX_REALTIME_RESUME_INVALID: { kind: 'invalid', title: 'Not an event id of this stream' },
+  PLX_REALTIME_RESUME_FOREIGN: {
+    kind: 'forbidden',
+    title: "The event id belongs to another tenant's stream",
+  },
+  PLX_REALTIME_SLOW_CONSUMER: {
+    kind: 'unavailable',
+    title: 'The client read too slowly; reconnect and resume',
+  },
+  PLX_REALTIME_CREDENTIAL_ENDED: {
+    kind: 'unauthenticated',
+    title: "The stream's credential expired or was revoked",
+  },
   PLX_INTERNAL: { kind: 'internal', title: 'Internal error' },
 } as const satisfies Record<string, { kind: ErrorKind; title: string }>;
 

@@ -2,6 +2,7 @@ import { auditModule } from './audit/index.js';
 import { eventsModule } from './events/index.js';
 import { identityModule } from './identity/index.js';
 import { jobsModule } from './jobs/index.js';
+import { realtimeModule } from './realtime/index.js';
 import { searchModule } from './search/index.js';
 import { secretsModule } from './secrets/index.js';
 import { storageModule } from './storage/index.js';
@@ -24,4 +25,5 @@ export const MODULES = [
   searchModule,
   eventsModule,
   webhooksModule,
+  realtimeModule,
 ] as const;
