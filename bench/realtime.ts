@@ -164,38 +164,34 @@ export async function realtimeResume(): Promise<void> {
     const headers = { authorization: `Bearer ${token}` };
     const subscriptions = [{ channel: 'tenant', types: ['crm.*'] }];
     type Ready = { connectMs: number; open: number; received: number };
-    const fresh = await ask<Ready>(
-      child,
-      {
-        cmd: 'connect',
-        url,
-        headers,
-        n: RESUMERS,
-        batch: 100,
-        subscribe: { type: 'subscribe', ...subscriptions[0] },
-      },
-      'ready',
-    );
-    await ask(child, { cmd: 'close' }, 'closed');
+    /** Connects RESUMERS clients that each send `first`, waits until all are ready, then closes them. */
+    const connectAll = async (first: object, readyOn?: string) => {
+      const ready = await ask<Ready>(
+        child,
+        {
+          cmd: 'connect',
+          url,
+          headers,
+          n: RESUMERS,
+          batch: 100,
+          subscribe: first,
+          ...(readyOn && { readyOn }),
+        },
+        'ready',
+      );
+      await ask(child, { cmd: 'close' }, 'closed');
+      return ready;
+    };
+    const fresh = await connectAll({ type: 'subscribe', ...subscriptions[0] });
     const from = await head();
     for (let k = 0; k < MISSED; k += 1) await publish(k);
     const deadline = Date.now() + 60_000;
     while ((await head()) < from + MISSED && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50));
-    const resumed = await ask<Ready>(
-      child,
-      {
-        cmd: 'connect',
-        url,
-        headers,
-        n: RESUMERS,
-        batch: 100,
-        readyOn: '"resumed"',
-        subscribe: { type: 'resume', lastEventId: String(from), subscriptions },
-      },
-      'ready',
+    const resumed = await connectAll(
+      { type: 'resume', lastEventId: String(from), subscriptions },
+      '"resumed"',
     );
-    await ask(child, { cmd: 'close' }, 'closed');
     const rows = [
       ['1,000 fresh connects (subscribe)', fresh.open, Math.round(fresh.connectMs), 0, '—'],
       [
