@@ -9,6 +9,7 @@ import {
   baseConfig,
   client,
   countMissing,
+  inNewTenant,
   killed,
   serverProcess,
   sleep,
@@ -16,7 +17,7 @@ import {
   tally,
   userLoad,
 } from './fault-lib.js';
-import { ADMIN, startApp } from './lib.js';
+import { startApp } from './lib.js';
 
 /** SIGTERM while jobs run and requests are in flight (item 6). */
 export async function sigterm(): Promise<Tally> {
@@ -27,22 +28,7 @@ export async function sigterm(): Promise<Tally> {
   writeFileSync(marker, '');
   const server = await serverProcess(baseConfig(dataDir, { shutdownTimeoutMs: 10_000 }), marker, 1000);
   const base = server.address;
-  const token = (
-    await client(
-      () => base,
-      () => '',
-    )('POST', '/api/v1/auth/login', ADMIN)
-  ).body.accessToken;
-  const admin = client(
-    () => base,
-    () => token,
-  );
-  const tenant = (await admin('POST', '/api/v1/tenants', { slug: 'term', name: 'Term' })).body.id;
-  const call = client(
-    () => base,
-    () => token,
-    tenant,
-  );
+  const { call, token, tenant } = await inNewTenant(base, 'term');
   const jobs = await call('POST', '/api/v1/jobs/bulk', {
     jobs: Array.from({ length: 40 }, () => ({ type: 'fault.work' })),
   });
@@ -96,22 +82,7 @@ export async function workerKill(jobs: number): Promise<Tally> {
   const workers: ChildProcess[] = [];
   try {
     const base = (await app.start())!;
-    const token = (
-      await client(
-        () => base,
-        () => '',
-      )('POST', '/api/v1/auth/login', ADMIN)
-    ).body.accessToken;
-    const admin = client(
-      () => base,
-      () => token,
-    );
-    const tenant = (await admin('POST', '/api/v1/tenants', { slug: 'flood', name: 'Flood' })).body.id;
-    const call = client(
-      () => base,
-      () => token,
-      tenant,
-    );
+    const { call } = await inNewTenant(base, 'flood');
     const workerConfig = { ...app.config, role: 'worker' as const };
     // the scheduler's sweep re-sends deliveries a killed worker claimed and never sent
     workers.push((await serverProcess({ ...app.config, role: 'scheduler' }, marker, 100)).child);

@@ -56,6 +56,29 @@ export const client =
     return { status: res.status, body: text.startsWith('{') ? JSON.parse(text) : text };
   };
 
+/** Logs in as the super admin at `base` and creates tenant `slug`. @returns calls made in that tenant, and its admin token */
+export async function inNewTenant(
+  base: string,
+  slug: string,
+): Promise<{ call: Call; token: string; tenant: string }> {
+  const anonymous = client(
+    () => base,
+    () => '',
+  );
+  const token = (await anonymous('POST', '/api/v1/auth/login', ADMIN)).body.accessToken as string;
+  const admin = client(
+    () => base,
+    () => token,
+  );
+  const tenant = (await admin('POST', '/api/v1/tenants', { slug, name: slug })).body.id as string;
+  const call = client(
+    () => base,
+    () => token,
+    tenant,
+  );
+  return { call, token, tenant };
+}
+
 /** `connections` loops creating users until `stop`; acknowledged emails land in `acked`. */
 export function userLoad(call: Call, t: Tally, acked: Set<string>, connections: number, prefix: string) {
   let stop = false;

@@ -10,6 +10,7 @@ import {
   client,
   countMissing,
   firstGood,
+  inNewTenant,
   killed,
   serverProcess,
   sleep,
@@ -98,22 +99,7 @@ async function postgresFrozen(freezeMs: number): Promise<Tally> {
   });
   try {
     const base = (await app.start())!;
-    const token = (
-      await client(
-        () => base,
-        () => '',
-      )('POST', '/api/v1/auth/login', ADMIN)
-    ).body.accessToken;
-    const admin = client(
-      () => base,
-      () => token,
-    );
-    const tenant = (await admin('POST', '/api/v1/tenants', { slug: 'frozen', name: 'Frozen' })).body.id;
-    const call = client(
-      () => base,
-      () => token,
-      tenant,
-    );
+    const { call } = await inNewTenant(base, 'frozen');
     const acked = new Set<string>();
     t.runs++;
     const stop = userLoad(call, t, acked, 8, 'frozen');
@@ -160,22 +146,7 @@ async function redisKilled(downMs: number): Promise<Tally> {
   );
   try {
     const base = server.address;
-    const token = (
-      await client(
-        () => base,
-        () => '',
-      )('POST', '/api/v1/auth/login', ADMIN)
-    ).body.accessToken;
-    const admin = client(
-      () => base,
-      () => token,
-    );
-    const tenant = (await admin('POST', '/api/v1/tenants', { slug: 'redis-out', name: 'Redis' })).body.id;
-    const call = client(
-      () => base,
-      () => token,
-      tenant,
-    );
+    const { call } = await inNewTenant(base, 'redis-out');
     const jobIds = new Set<string>();
     let stop = false;
     t.runs++;
