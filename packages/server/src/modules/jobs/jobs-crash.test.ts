@@ -1,34 +1,9 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASES, JOB_ENGINES, REDIS_URL } from '../../../test/engines.js';
-import { createTestApp, type TestApp } from '../../../test/harness.js';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-/** Starts a worker process on the same PostgreSQL database. */
-async function worker(t: TestApp, marker: string, hang: boolean): Promise<ChildProcess> {
-  const child = fork(path.join(here, '../../../test/fixtures/job-worker.ts'), {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
-    child.send({ config: t.config, marker, hang });
-  });
-  return child;
-}
-
-// pg-boss needs PostgreSQL here; BullMQ runs when Redis is among the engines
-const JOB_CRASH_DRIVERS = DATABASES.includes('postgres')
-  ? (['postgres', ...(JOB_ENGINES.some((e) => !e.transactional) ? ['redis' as const] : [])] as const)
-  : [];
-
-const lines = (marker: string) => readFileSync(marker, 'utf8').trim().split('\n').filter(Boolean);
+import type { TestApp } from '../../../test/harness.js';
+import { enqueuingApp, JOB_CRASH_DRIVERS, markerLines, worker } from '../../../test/job-workers.js';
 
 // Two processes cannot share the embedded database (its data dir is locked), so a worker
 // that dies and another that takes over is a PostgreSQL deployment.
@@ -37,17 +12,8 @@ for (const driver of JOB_CRASH_DRIVERS)
     let t: TestApp;
     const children: ChildProcess[] = [];
     beforeAll(async () => {
-      t = await createTestApp('postgres', {
-        jobsLeaseSeconds: 10,
-        jobsPollIntervalSeconds: 1,
-        jobsDriver: driver,
-        ...(driver === 'redis' && {
-          redisUrl: REDIS_URL,
-          jobsRedisPrefix: `plx-crash-${randomBytes(4).toString('hex')}`,
-        }),
-      });
       // this process only enqueues: it knows the type but runs no workers
-      t.app.services.jobs.define({ type: 'test.crash', maxAttempts: 1, handler: async () => null });
+      t = await enqueuingApp(driver, 'plx-crash');
     });
     afterAll(async () => {
       for (const child of children) child.kill('SIGKILL');
@@ -70,7 +36,7 @@ for (const driver of JOB_CRASH_DRIVERS)
       const jobId = res.body.id as string;
 
       const deadline = Date.now() + 20_000;
-      while (!lines(marker).some((l) => l.startsWith(`start ${doomed.pid}`))) {
+      while (!markerLines(marker).some((l) => l.startsWith(`start ${doomed.pid}`))) {
         if (Date.now() > deadline) throw new Error('the first worker never started the job');
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -100,7 +66,7 @@ for (const driver of JOB_CRASH_DRIVERS)
         result: { by: rescuer.pid },
       });
       await new Promise((r) => setTimeout(r, 3_000)); // a third delivery would show up by now
-      expect(lines(marker)).toEqual([
+      expect(markerLines(marker)).toEqual([
         `start ${doomed.pid} ${jobId}`,
         `start ${rescuer.pid} ${jobId}`,
         `done ${rescuer.pid} ${jobId}`,

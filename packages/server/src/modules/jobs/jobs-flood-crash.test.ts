@@ -1,32 +1,10 @@
-import { type ChildProcess, fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DATABASES, JOB_ENGINES, REDIS_URL } from '../../../test/engines.js';
-import { createTestApp, type TestApp } from '../../../test/harness.js';
+import type { TestApp } from '../../../test/harness.js';
+import { enqueuingApp, JOB_CRASH_DRIVERS, markerLines, worker } from '../../../test/job-workers.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-
-async function worker(t: TestApp, marker: string, hang: boolean): Promise<ChildProcess> {
-  const child = fork(path.join(here, '../../../test/fixtures/job-worker.ts'), {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.once('message', () => resolve());
-    child.once('exit', (code) => reject(new Error(`worker exited with ${code} before it was ready`)));
-    child.send({ config: t.config, marker, hang });
-  });
-  return child;
-}
-
-const JOB_CRASH_DRIVERS = DATABASES.includes('postgres')
-  ? (['postgres', ...(JOB_ENGINES.some((e) => !e.transactional) ? ['redis' as const] : [])] as const)
-  : [];
-
-const lines = (marker: string) => readFileSync(marker, 'utf8').trim().split('\n').filter(Boolean);
 const FLOOD = 24;
 
 // issue 11 item 2: the dead worker's slots must come back with its lease
@@ -35,16 +13,7 @@ for (const driver of JOB_CRASH_DRIVERS)
     let t: TestApp;
     const children: ChildProcess[] = [];
     beforeAll(async () => {
-      t = await createTestApp('postgres', {
-        jobsLeaseSeconds: 10,
-        jobsPollIntervalSeconds: 1,
-        jobsDriver: driver,
-        ...(driver === 'redis' && {
-          redisUrl: REDIS_URL,
-          jobsRedisPrefix: `plx-flood-${randomBytes(4).toString('hex')}`,
-        }),
-      });
-      t.app.services.jobs.define({ type: 'test.crash', maxAttempts: 1, handler: async () => null });
+      t = await enqueuingApp(driver, 'plx-flood');
     });
     afterAll(async () => {
       for (const child of children) child.kill('SIGKILL');
@@ -67,7 +36,7 @@ for (const driver of JOB_CRASH_DRIVERS)
 
       // the tenant's limit (tenantConcurrency 2) is held by jobs that never end
       const started = Date.now();
-      while (lines(marker).filter((l) => l.startsWith(`start ${doomed.pid}`)).length < 2) {
+      while (markerLines(marker).filter((l) => l.startsWith(`start ${doomed.pid}`)).length < 2) {
         if (Date.now() - started > 20_000) throw new Error('the first worker never took two jobs');
         await new Promise((r) => setTimeout(r, 50));
       }
@@ -91,7 +60,7 @@ for (const driver of JOB_CRASH_DRIVERS)
         await new Promise((r) => setTimeout(r, 250));
         done = await completed();
       }
-      const finished = lines(marker).filter((l) => l.startsWith('done'));
+      const finished = markerLines(marker).filter((l) => l.startsWith('done'));
       expect(new Set(finished.map((l) => l.split(' ')[2])).size).toBe(FLOOD);
       expect(finished).toHaveLength(FLOOD);
     }, 120_000);
