@@ -3,12 +3,12 @@ import type { PlexicaConfig } from '../src/config/index.js';
 
 /**
  * The engines the suites run on, declared once. `PLEXICA_TEST_ENGINES`
- * (comma-separated: pglite, postgres, redis, s3) narrows a run to some of them,
+ * (comma-separated: pglite, postgres, redis, nats, s3) narrows a run to some of them,
  * e.g. `PLEXICA_TEST_ENGINES=pglite npx vitest run` for a quick local pass;
  * unset, everything runs, as CI does. Suites branch on what an engine
  * declares it can do, never on its name.
  */
-export const ENGINE_NAMES = ['pglite', 'postgres', 'redis', 's3'] as const;
+export const ENGINE_NAMES = ['pglite', 'postgres', 'redis', 'nats', 's3'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 
 const selected = new Set(
@@ -24,6 +24,7 @@ for (const name of selected) {
 export const enabled = (...needs: EngineName[]) => needs.every((name) => selected.has(name));
 
 export const REDIS_URL = process.env.PLEXICA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const NATS_URL = `nats://127.0.0.1:${process.env.PLEXICA_TEST_NATS_PORT ?? 4222}`;
 
 /** Every contract suite runs once per database engine. */
 export const DATABASES = (['pglite', 'postgres'] as const).filter((kind) => enabled(kind));
@@ -75,7 +76,7 @@ export const JOB_ENGINES: JobEngine[] = [
 export interface EventEngine {
   name: string;
   database: DatabaseKind;
-  driver: 'postgres' | 'redis';
+  driver: 'postgres' | 'redis' | 'nats';
   crossProcess: boolean;
 }
 
@@ -96,6 +97,16 @@ export const EVENT_ENGINES: EventEngine[] = [
           name: `Redis Streams (outbox in ${redisDatabase})`,
           database: redisDatabase,
           driver: 'redis' as const,
+          crossProcess: redisDatabase === 'postgres',
+        },
+      ]
+    : []),
+  ...(enabled('nats') && DATABASES.length > 0
+    ? [
+        {
+          name: `NATS JetStream (outbox in ${redisDatabase})`,
+          database: redisDatabase,
+          driver: 'nats' as const,
           crossProcess: redisDatabase === 'postgres',
         },
       ]

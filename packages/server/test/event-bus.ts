@@ -10,7 +10,7 @@ import { migrateSchema } from '../src/infra/database/migrator.js';
 import { EVENT_DRIVERS } from '../src/modules/events/drivers/index.js';
 import { busMigrations } from '../src/modules/events/migrations.js';
 import { createEventBus, type EventBus } from '../src/modules/events/service.js';
-import { type EventEngine, REDIS_URL } from './engines.js';
+import { type EventEngine, NATS_URL, REDIS_URL } from './engines.js';
 import { PG_ADMIN_URL } from './harness.js';
 import { createScratchDatabase } from './scratch-database.js';
 
@@ -64,6 +64,7 @@ export async function createBusFixture(engine: EventEngine): Promise<BusFixture>
       await database.close();
       await drop?.();
       if (engine.driver === 'redis') await deleteRedisKeys(redisPrefix);
+      if (engine.driver === 'nats') await deleteNatsStream(redisPrefix);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -80,6 +81,9 @@ export async function openBus(
   const config = {
     eventsDriver: engine.driver,
     eventsRedisPrefix: redisPrefix,
+    natsUrl: NATS_URL,
+    eventsNatsStream: redisPrefix,
+    eventsNatsPartitions: 4,
     eventsLogRetentionDays: 90,
     eventsPublishRateLimit: 1000,
     ...BUS_SETTINGS,
@@ -123,5 +127,18 @@ async function deleteRedisKeys(prefix: string): Promise<void> {
     if (keys.length > 0) await redis.del(...keys);
   } finally {
     await redis.quit();
+  }
+}
+
+/** Removes a test run's JetStream stream (its consumers go with it). */
+async function deleteNatsStream(stream: string): Promise<void> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstreamManager } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: NATS_URL });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await jsm.streams.delete(stream).catch(() => false);
+  } finally {
+    await nc.close();
   }
 }

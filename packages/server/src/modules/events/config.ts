@@ -1,12 +1,15 @@
 import type { ConfigFragment } from '../../infra/options.js';
 
-export const EVENTS_DRIVERS = ['postgres', 'redis'] as const;
+export const EVENTS_DRIVERS = ['postgres', 'redis', 'nats'] as const;
 export type EventsDriver = (typeof EVENTS_DRIVERS)[number];
 
 /** The event bus's settings: its engine, delivery and retention. */
 export interface EventsConfig {
   eventsDriver: EventsDriver;
   eventsRedisPrefix: string;
+  natsUrl: string | undefined;
+  eventsNatsStream: string;
+  eventsNatsPartitions: number;
   eventsPollIntervalMs: number;
   eventsMaxAttempts: number;
   eventsAckTimeoutSeconds: number;
@@ -23,13 +26,31 @@ export const eventsOptions: ConfigFragment<EventsConfig>['options'] = {
     kind: { type: 'enum', values: EVENTS_DRIVERS },
     default: 'postgres',
     description:
-      'Event bus engine: the event log in the database (embedded or PostgreSQL), or Redis Streams on PLEXICA_REDIS_URL',
+      'Event bus engine: the event log in the database (embedded or PostgreSQL), Redis Streams on PLEXICA_REDIS_URL, or NATS JetStream on PLEXICA_NATS_URL',
   },
   eventsRedisPrefix: {
     env: 'PLEXICA_EVENTS_REDIS_PREFIX',
     kind: { type: 'string' },
     default: 'plexica',
     description: 'Key prefix of the event stream and consumer-group state in Redis',
+  },
+  natsUrl: {
+    env: 'PLEXICA_NATS_URL',
+    kind: { type: 'url', protocols: ['nats:', 'tls:'] },
+    description: 'NATS server with JetStream (nats://host:4222), needed when PLEXICA_EVENTS_DRIVER is nats',
+  },
+  eventsNatsStream: {
+    env: 'PLEXICA_EVENTS_NATS_STREAM',
+    kind: { type: 'string' },
+    default: 'plexica_events',
+    description: 'JetStream stream of the event bus (also the first token of its subjects)',
+  },
+  eventsNatsPartitions: {
+    env: 'PLEXICA_EVENTS_NATS_PARTITIONS',
+    kind: { type: 'int', min: 1, max: 256 },
+    default: 16,
+    description:
+      'Key partitions of a new NATS event stream: events of one key keep their order, keys of one partition wait for each other',
   },
   eventsPollIntervalMs: {
     env: 'PLEXICA_EVENTS_POLL_INTERVAL_MS',

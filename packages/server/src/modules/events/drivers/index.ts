@@ -50,4 +50,28 @@ export const EVENT_DRIVERS: Record<EventsDriver, EventDriverEntry> = {
       });
     },
   },
+  nats: {
+    validate: (config) => [
+      ...(config.natsUrl ? [] : ['PLEXICA_NATS_URL: required when PLEXICA_EVENTS_DRIVER is nats']),
+      // a stream name that is also a subject token
+      ...(/^[A-Za-z0-9_-]{1,64}$/.test(config.eventsNatsStream)
+        ? []
+        : ['PLEXICA_EVENTS_NATS_STREAM: at most 64 letters, digits, _ or -']),
+    ],
+    async create(config, deps) {
+      const { createNatsEventDriver } = await import('./nats.js');
+      if (!config.natsUrl) throw new Error('the nats event driver needs PLEXICA_NATS_URL');
+      return createNatsEventDriver({
+        natsUrl: config.natsUrl,
+        stream: config.eventsNatsStream,
+        partitions: config.eventsNatsPartitions,
+        logger: deps.logger,
+        pollIntervalMs: config.eventsPollIntervalMs,
+        retention: {
+          maxAgeMs: config.eventsRetentionHours * 3_600_000,
+          maxEvents: config.eventsRetentionMaxEvents,
+        },
+      });
+    },
+  },
 };
