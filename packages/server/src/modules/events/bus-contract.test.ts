@@ -297,6 +297,31 @@ for (const engine of EVENT_ENGINES)
       await until(async () => (await bus.lag(group)) === 0, 'no lag');
     });
 
+    it('forgets an ephemeral group (one of a single process) when it closes', async () => {
+      const group = g();
+      const got: EventDelivery[] = [];
+      const sub = await bus.subscribe({
+        group,
+        topics: ['acme.mine.*'],
+        ephemeral: true,
+        handler: async (d) => void got.push(d),
+      });
+      await bus.publish(ctxOf(ACME), 'mine.item.made', { n: 0 });
+      await until(() => got.length === 1, 'the event');
+      await sub.close();
+      for (let n = 1; n <= 2; n++) await bus.publish(ctxOf(ACME), 'mine.item.made', { n });
+      // a kept group would now be 2 behind
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await bus.lag(group)).toBe(0);
+      // the same name later is a new group: it starts with what comes next
+      const again = await collect(bus, group, ['acme.mine.*']);
+      subs.push(again.sub);
+      await bus.publish(ctxOf(ACME), 'mine.item.made', { n: 3 });
+      await until(() => again.got.length === 1, 'the next event');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(again.got.map((d) => (d.event.data as { n: number }).n)).toEqual([3]);
+    });
+
     it('refuses bad input precisely and publishes nothing', async () => {
       const c = await collect(bus, g(), ['acme.*']);
       subs.push(c.sub);

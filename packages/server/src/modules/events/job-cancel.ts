@@ -24,6 +24,7 @@ export function wireJobCancel(bus: EventBus, jobs: JobQueueService) {
         topics: [`*.${CANCEL_REQUESTED}`],
         // a cancel missed while starting concerns a job this process does not run yet
         from: 'latest',
+        ephemeral: true,
         maxAttempts: 1,
         handler: async ({ event }) => {
           const { jobId } = event.data as { jobId: string };

@@ -54,6 +54,12 @@ export interface SubscribeOptions {
   batchSize?: number;
   /** Where a new group starts (an existing group keeps its position). Default `latest`. */
   from?: 'latest' | 'earliest';
+  /**
+   * The group belongs to this process only (every process sees every event, e.g. cache
+   * invalidation): it is deleted when its last member here closes, so groups of processes
+   * that have stopped do not pile up in the engine.
+   */
+  ephemeral?: boolean;
 }
 
 /**
@@ -183,6 +189,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
       ackTimeoutMs: sub.ackTimeoutMs ?? options.ackTimeoutMs,
       batchSize: sub.batchSize ?? 100,
       from: sub.from ?? 'latest',
+      ephemeral: sub.ephemeral ?? false,
     };
     const consumption = await driver.consume(spec, async (batch) => {
       // per key in order (a failure holds the key's later events back), keys side by side
@@ -218,8 +225,15 @@ export function createEventBus(options: EventBusOptions): EventBus {
         if (!subscriptions.delete(subscription)) return;
         await consumption.stop();
         const left = (groupNames.get(sub.group) ?? 1) - 1;
-        if (left === 0) groupNames.delete(sub.group);
-        else groupNames.set(sub.group, left);
+        if (left > 0) {
+          groupNames.set(sub.group, left);
+          return;
+        }
+        groupNames.delete(sub.group);
+        if (spec.ephemeral)
+          await driver.deleteGroup(spec.group).catch((err: unknown) => {
+            logger.warn({ err, group: spec.group }, 'could not delete a closed ephemeral event group');
+          });
       },
     };
     subscriptions.add(subscription);
@@ -271,6 +285,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
           ackTimeoutMs: options.ackTimeoutMs,
           batchSize: 1,
           from: 'latest',
+          ephemeral: false,
         },
         point,
       );

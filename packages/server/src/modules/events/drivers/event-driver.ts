@@ -27,6 +27,11 @@ export interface ConsumerSpec {
   batchSize: number;
   /** Where a group that does not exist yet starts: new events only (default) or the whole retained log. */
   from: 'latest' | 'earliest';
+  /**
+   * A group of one process (it must see every event itself): deleted when it closes, and, where
+   * the engine can, after it has been idle for an hour (its process died).
+   */
+  ephemeral: boolean;
 }
 
 /** A running member of a group; `stop` waits for the batch in hand. */
@@ -59,6 +64,8 @@ export interface EventDriver {
   consume(spec: ConsumerSpec, onBatch: (deliveries: DriverDelivery[]) => Promise<void>): Promise<Consumption>;
   /** Moves a group so that its next deliveries start at `point` (replay); creates the group when needed. */
   seek(spec: ConsumerSpec, point: SeekPoint): Promise<void>;
+  /** Forgets the group: its position and what it has not acked. */
+  deleteGroup(group: string): Promise<void>;
   /** Events of the group's log not yet acked by it (what it still has to work through). */
   lag(group: string): Promise<number>;
   /** Round-trip to the engine in ms; throws when it is down. */

@@ -122,27 +122,19 @@ export async function createNatsEventDriver(options: NatsEventDriverOptions): Pr
       ...retentionConfig(options.retention),
     });
   }
-  // publishers wake idle members at once; the poll interval covers a lost wake
+  // a publish names the partitions it wrote to, so members pull those at once; each member
+  // pulls every partition once per poll interval (a lost wake, a redelivery after a timeout)
   const wakeSubject = `_PLEXICA_WAKE.${stream}`;
-  const sleepers = new Set<() => void>();
+  const listeners = new Set<(parts: string[]) => void>();
   nc.subscribe(wakeSubject, {
-    callback: () => {
-      for (const w of sleepers) w();
+    callback: (_err, m) => {
+      const named = m.string().split(',');
+      for (const listen of listeners) listen(named);
     },
   });
-  const sleep = () =>
-    new Promise<void>((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, options.pollIntervalMs);
-      sleepers.add(wake);
-    });
   const parts = ['u', ...Array.from({ length: partitions }, (_, i) => `k${i}`)];
-  const subjectOf = (topic: string, key: string | null) =>
-    `${stream}.${key === null ? 'u' : `k${partitionOf(key, partitions)}`}.${topic}`;
+  const partOf = (key: string | null) => (key === null ? 'u' : `k${partitionOf(key, partitions)}`);
+  const subjectOf = (topic: string, key: string | null) => `${stream}.${partOf(key)}.${topic}`;
   const topicOfSubject = (subject: string) => subject.slice(subject.indexOf('.', stream.length + 1) + 1);
 
   const consumerConfig = (spec: ConsumerSpec, part: string, start: Partial<ConsumerConfig>) => ({
@@ -153,6 +145,8 @@ export async function createNatsEventDriver(options: NatsEventDriverOptions): Pr
     ack_wait: ns(spec.ackTimeoutMs),
     max_ack_pending: part === 'u' ? UNKEYED_MAX_ACK_PENDING : 1,
     max_waiting: 4096,
+    // a dead process's own group goes away by itself (closing it deletes it at once)
+    ...(spec.ephemeral ? { inactive_threshold: ns(3_600_000) } : {}),
     ...start,
   });
 
@@ -197,7 +191,7 @@ export async function createNatsEventDriver(options: NatsEventDriverOptions): Pr
         return js.publish(subjectOf(e.topic, e.key), JSON.stringify(e.event), { ...dedupe, headers: h });
       });
       const results = await Promise.allSettled(acks);
-      nc.publish(wakeSubject);
+      nc.publish(wakeSubject, [...new Set(events.map((e) => partOf(e.key)))].join(','));
       const failed = results.find((r) => r.status === 'rejected');
       if (failed)
         throw new PlexicaError('PLX_EVENTS_UNAVAILABLE', {
@@ -227,37 +221,71 @@ export async function createNatsEventDriver(options: NatsEventDriverOptions): Pr
         nack: async (delayMs) => m.nak(delayMs),
       });
       let running = true;
+      // partitions to pull in the next round: named by a wake, or not found empty last time
+      const due = new Set(parts);
+      let lastFullRound = 0;
+      let wakeUp: (() => void) | undefined;
+      const listen = (named: string[]) => {
+        for (const part of named) due.add(part);
+        wakeUp?.();
+      };
+      listeners.add(listen);
+      const sleep = () =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            for (const part of parts) due.add(part);
+            wakeUp?.();
+          }, options.pollIntervalMs);
+          wakeUp = () => {
+            clearTimeout(timer);
+            wakeUp = undefined;
+            resolve();
+          };
+          if (!running || due.size > 0) wakeUp();
+        });
       const loop = (async () => {
         while (running) {
-          let more = false;
+          if (due.size === 0) {
+            await sleep();
+            continue;
+          }
+          // a member kept busy by some partitions still looks at all of them once an interval
+          if (Date.now() - lastFullRound >= options.pollIntervalMs) for (const part of parts) due.add(part);
+          if (due.size === parts.length) lastFullRound = Date.now();
+          const round = pullers.filter(({ part }) => due.has(part));
+          due.clear();
           try {
-            const rounds = await Promise.all(
-              pullers.map(({ part, puller }) => puller.pull(part === 'u' ? spec.batchSize : 1)),
+            const results = await Promise.all(
+              round.map(async ({ part, puller }) => ({
+                part,
+                ...(await puller.pull(part === 'u' ? spec.batchSize : 1)),
+              })),
             );
             // a consumer that does not answer may have been deleted (by an operator): made again
-            if (rounds.some((r) => r.timedOut)) await ensureGroup(spec);
+            if (results.some((r) => r.timedOut)) await ensureGroup(spec);
             const batch: DriverDelivery[] = [];
-            for (const m of rounds.flatMap((r) => r.messages)) {
-              // not this group's topic: done with at once, and the partition may hold more
-              if (!matches.test(topicOfSubject(m.subject))) {
-                m.ack();
-                more = true;
-              } else batch.push(toDelivery(m));
+            for (const { part, messages } of results) {
+              // a partition that gave something may hold more
+              if (messages.length > 0) due.add(part);
+              for (const m of messages) {
+                // not this group's topic: done with at once
+                if (!matches.test(topicOfSubject(m.subject))) m.ack();
+                else batch.push(toDelivery(m));
+              }
             }
-            if (batch.length > 0) {
-              await onBatch(batch);
-              continue;
-            }
+            if (batch.length > 0) await onBatch(batch);
           } catch (err) {
             logger.warn({ err, group: spec.group }, 'event consumer round failed; retried');
+            for (const part of parts) due.add(part);
+            if (running) await new Promise((r) => setTimeout(r, options.pollIntervalMs));
           }
-          if (running && !more) await sleep();
         }
       })();
       return {
         async stop() {
           running = false;
-          for (const w of sleepers) w();
+          listeners.delete(listen);
+          wakeUp?.();
           await loop;
           for (const { puller } of pullers) puller.close();
         },
@@ -298,6 +326,13 @@ export async function createNatsEventDriver(options: NatsEventDriverOptions): Pr
       }
     },
 
+    async deleteGroup(group) {
+      for (const part of parts)
+        await jsm.consumers.delete(stream, durableOf(group, part)).catch((err: unknown) => {
+          if (apiCode(err) !== NOT_FOUND) throw err;
+        });
+    },
+
     async lag(group) {
       let total = 0;
       for (const part of parts) {
@@ -322,7 +357,6 @@ export async function createNatsEventDriver(options: NatsEventDriverOptions): Pr
     },
 
     async close() {
-      for (const w of sleepers) w();
       await nc.drain().catch(() => nc.close());
     },
   };

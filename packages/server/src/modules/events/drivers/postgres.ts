@@ -237,6 +237,10 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
         where name = ${spec.group}`.execute(db);
       wake.emit('wake');
     },
+    async deleteGroup(group) {
+      // its deliveries go with it (on delete cascade)
+      await sql`delete from core.event_groups where name = ${group}`.execute(db);
+    },
     async lag(group) {
       const { rows } = await sql<{ lag: number }>`select
           (select count(*) from core.event_deliveries where group_name = ${group})

@@ -217,6 +217,10 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
       await redis.multi().xgroup('SETID', stream, spec.group, id).del(h, w, a).exec();
       await redis.publish(wakeChannel, '');
     },
+    async deleteGroup(group) {
+      const [, h, w, a] = groupKeys(group) as [string, string, string, string];
+      await redis.multi().xgroup('DESTROY', stream, group).del(h, w, a).exec();
+    },
     async lag(group) {
       const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
       for (const fields of groups) {
