@@ -2,6 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
@@ -20,11 +22,14 @@ const EVENTS = Number(process.env.PLEXICA_BENCH_EVENTS ?? 20_000);
 const SAMPLES = 200;
 const ctx = systemContext('bench', { id: randomUUID(), slug: 'bench', schema: 'tenant_bench', settings: {} });
 
-type Setup = { label: string; database: 'pglite' | 'postgres'; driver: 'postgres' | 'redis' };
+const NATS_URL = process.env.PLEXICA_BENCH_NATS_URL ?? 'nats://127.0.0.1:4222';
+
+type Setup = { label: string; database: 'pglite' | 'postgres'; driver: 'postgres' | 'redis' | 'nats' };
 const SETUPS: Setup[] = [
   { label: 'event log on PGlite', database: 'pglite', driver: 'postgres' },
   { label: 'event log on PostgreSQL', database: 'postgres', driver: 'postgres' },
   { label: 'Redis Streams', database: 'postgres', driver: 'redis' },
+  { label: 'NATS JetStream', database: 'postgres', driver: 'nats' },
 ];
 
 async function openSetup(setup: Setup) {
@@ -39,6 +44,9 @@ async function openSetup(setup: Setup) {
     {
       eventsDriver: setup.driver,
       eventsRedisPrefix: prefix,
+      natsUrl: NATS_URL,
+      eventsNatsStream: prefix,
+      eventsNatsPartitions: 16,
       eventsPollIntervalMs: 1000,
       eventsMaxAttempts: 5,
       eventsAckTimeoutSeconds: 30,
@@ -67,6 +75,11 @@ async function openSetup(setup: Setup) {
       await database.close();
       await scratch?.drop();
       await rm(dataDir, { recursive: true, force: true });
+      if (setup.driver === 'nats') {
+        const nc = await connect({ servers: NATS_URL });
+        await (await jetstreamManager(nc)).streams.delete(prefix).catch(() => false);
+        await nc.close();
+      }
       if (setup.driver === 'redis') {
         const r = new Redis(REDIS_URL);
         const keys = await r.keys(`${prefix}:*`);
@@ -184,6 +197,56 @@ async function rawRedis() {
   return { times: times.sort((a, b) => a - b), rate };
 }
 
+/** Bare JetStream: publish with awaited acks, one durable pull consumer, acks per message. */
+async function rawNats() {
+  const stream = `plx-bench-raw-${randomBytes(4).toString('hex')}`;
+  const nc = await connect({ servers: NATS_URL });
+  const jsm = await jetstreamManager(nc);
+  const js = jetstream(nc);
+  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+  await jsm.consumers.add(stream, {
+    durable_name: 'g',
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.New,
+  });
+  const consumer = await js.consumers.get(stream, 'g');
+  let onMessage: (() => void) | undefined;
+  let seen = 0;
+  const messages = await consumer.consume({ max_messages: 500 });
+  void (async () => {
+    for await (const m of messages) {
+      m.ack();
+      seen++;
+      onMessage?.();
+    }
+  })();
+  const times: number[] = [];
+  for (let i = 0; i < SAMPLES; i++) {
+    const got = new Promise<void>((r) => (onMessage = r));
+    const started = performance.now();
+    await js.publish(`${stream}.lat`, JSON.stringify({ i }));
+    await got;
+    times.push(performance.now() - started);
+  }
+  const before = seen;
+  let finished: (() => void) | undefined;
+  const done = new Promise<void>((r) => (finished = r));
+  onMessage = () => {
+    if (seen - before === EVENTS) finished?.();
+  };
+  const started = performance.now();
+  for (let b = 0; b < EVENTS / 100; b++)
+    await Promise.all(
+      Array.from({ length: 100 }, (_, i) => js.publish(`${stream}.tp`, JSON.stringify({ i }))),
+    );
+  await done;
+  const rate = EVENTS / ((performance.now() - started) / 1000);
+  await messages.close();
+  await jsm.streams.delete(stream);
+  await nc.close();
+  return { times: times.sort((a, b) => a - b), rate };
+}
+
 async function rawPostgres(url: string) {
   const pool = new pg.Pool({ connectionString: url, max: 6 });
   await pool.query('create table raw_events (position bigserial primary key, envelope jsonb not null)');
@@ -253,9 +316,11 @@ export async function events(): Promise<void> {
       const raw =
         setup.driver === 'redis'
           ? await rawRedis()
-          : setup.database === 'postgres' && s.scratch
-            ? await rawPostgres(s.scratch.url)
-            : undefined;
+          : setup.driver === 'nats'
+            ? await rawNats()
+            : setup.database === 'postgres' && s.scratch
+              ? await rawPostgres(s.scratch.url)
+              : undefined;
       rows.push([
         setup.label,
         ms(percentile(lat, 50)),
@@ -276,15 +341,16 @@ export async function events(): Promise<void> {
     'publish→handler P50 ms',
     'P95 ms',
     'raw P50 / P95 ms',
-    'outbox events/s',
+    'outbox events/s (publishIn)',
+    'outbox events/s (publishManyIn)',
     'raw events/s',
-    'ratio',
+    'ratio (publishIn / publishManyIn)',
   ];
   await record(
     'events',
     `## Event bus (\`bench/events.ts\`)\n\n${stamp()} · 2026-12-01, machine "2 cores shared, node-svc"\n\n` +
       `${SAMPLES} single events on an idle bus, then ${EVENTS} events published with \`publishIn\` (one call per event) and again with \`publishManyIn\` (one call per transaction), 100 per transaction, 4 transactions at once, ` +
-      'and consumed by one group, first publish to last handled. Raw: bare XADD + XREADGROUP/XACK (Redis); bare INSERT + NOTIFY and a cursor read (PostgreSQL), same batches.\n\n' +
+      'and consumed by one group, first publish to last handled. Raw: bare XADD + XREADGROUP/XACK (Redis); bare JetStream publish (acks awaited per 100) and a durable pull consumer acking each message (NATS); bare INSERT + NOTIFY and a cursor read (PostgreSQL), same batches.\n\n' +
       table(headers, rows),
   );
 }
