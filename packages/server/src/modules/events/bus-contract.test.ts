@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENT_ENGINES } from '../../../test/engines.js';
 import { type BusFixture, createBusFixture, until } from '../../../test/event-bus.js';
@@ -280,7 +281,41 @@ for (const engine of EVENT_ENGINES)
       await new Promise((r) => setTimeout(r, 200));
       expect(c.got.map((d) => d.event.data)).toEqual([{ n: 'kept' }, {}, { n: 1 }, { n: 2 }, { n: 3 }]);
       expect(c.got[0]?.event.id).toBe(rolledBack.id);
+      // handed over after the commit: nothing is left in the outbox for the sweep
+      const left = await sql<{ n: number }>`select count(*)::int as n from core.event_outbox`.execute(
+        f.database.db,
+      );
+      expect(left.rows[0]?.n).toBe(0);
     });
+
+    // the event log joins the caller's transaction: it has no outbox
+    it.skipIf(engine.driver === 'postgres')(
+      'relays what a crash left in the outbox between the commit and the hand-over',
+      async () => {
+        const c = await collect(bus, g(), ['acme.crashed.*']);
+        subs.push(c.sub);
+        const event: CloudEvent = {
+          specversion: '1.0',
+          id: randomUUID(),
+          source: '/plexica/core',
+          type: 'crashed.thing.made',
+          time: new Date().toISOString(),
+          datacontenttype: 'application/json',
+          data: {},
+          tenantid: ACME.id,
+          traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+        };
+        // a row as a transaction commits it, whose after-commit step never ran
+        await sql`insert into core.event_outbox (topic, key, envelope, created_at)
+        values ('acme.crashed.thing.made', null, ${JSON.stringify(event)}, now() - interval '1 minute')`.execute(
+          f.database.db,
+        );
+        expect(await bus.relayOutbox()).toBe(1);
+        await until(() => c.got.length === 1, 'the relayed event');
+        expect(c.got[0]?.event.id).toBe(event.id);
+        expect(await bus.relayOutbox()).toBe(0);
+      },
+    );
 
     it('gives a consumer that was down what was published meanwhile, and counts it as lag', async () => {
       const group = g();

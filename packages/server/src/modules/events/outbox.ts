@@ -13,20 +13,20 @@ const STALE_MS = 5000;
  * commits, and rows a crash left behind are relayed by the scheduler.
  */
 export function createOutbox(db: Executor, driver: EventDriver) {
-  /** Appends the rows `ids` (or every stale row) to the engine and deletes them, in one transaction. */
-  const relay = (ids: number[] | 'stale') =>
+  /** Appends every stale row (a crash's leftovers) to the engine and deletes them, in one transaction. */
+  const relayStale = () =>
     db.transaction().execute(async (trx) => {
       const rows = await sql<{ id: number; topic: string; key: string | null; envelope: CloudEvent }>`
         select id, topic, key, envelope from core.event_outbox
-        where ${ids === 'stale' ? sql`created_at < now() - ${STALE_MS} * interval '1 millisecond'` : sql`id = any(${ids})`}
-        order by id ${ids === 'stale' ? sql`limit 1000` : sql``} for update skip locked`.execute(trx);
+        where created_at < now() - ${STALE_MS} * interval '1 millisecond'
+        order by id limit 1000 for update skip locked`.execute(trx);
       if (rows.rows.length === 0) return 0;
       await driver.append(rows.rows.map((r) => ({ topic: r.topic, key: r.key, event: r.envelope })));
       await sql`delete from core.event_outbox where id = any(${rows.rows.map((r) => r.id)})`.execute(trx);
       return rows.rows.length;
     });
-  // one relay per transaction, however many events it published
-  const pendingOf = new WeakMap<Transaction, number[]>();
+  // one hand-over per transaction, however many events it published
+  const pendingOf = new WeakMap<Transaction, { ids: number[]; events: OutgoingEvent[] }>();
   return {
     async write(tx: Transaction, events: OutgoingEvent[]) {
       const rows = await tx.db
@@ -37,14 +37,20 @@ export function createOutbox(db: Executor, driver: EventDriver) {
       const ids = rows.map((r: { id: number }) => Number(r.id));
       const pending = pendingOf.get(tx);
       if (pending) {
-        pending.push(...ids);
+        pending.ids.push(...ids);
+        pending.events.push(...events);
         return;
       }
-      pendingOf.set(tx, ids);
+      const mine = { ids, events: [...events] };
+      pendingOf.set(tx, mine);
       tx.afterCommit(async () => {
-        await relay(ids);
+        // the events are in hand: appended, then their rows dropped (one statement, no second
+        // transaction); a crash or a failed append in between leaves the rows to the sweep,
+        // which appends them again (at least once; NATS drops the repeat by event id)
+        await driver.append(mine.events);
+        await sql`delete from core.event_outbox where id = any(${mine.ids})`.execute(db);
       });
     },
-    relayStale: () => relay('stale'),
+    relayStale,
   };
 }
