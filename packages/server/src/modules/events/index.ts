@@ -82,7 +82,7 @@ export async function createEventsModule(deps: {
       windowMs: 15 * 60_000,
     }),
   });
-  deps.audit.onRecorded(lifecycleEventsFromAudit(log, deps.db));
+  deps.audit.onRecorded(lifecycleEventsFromAudit(log, bus));
   const jobCancel = wireJobCancel(bus, deps.jobs);
   wireJobLifecycle(deps.jobs, log, deps.db, deps.logger);
   new Gauge({

@@ -58,7 +58,7 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         response: responses({ 201: TenantSchema }),
       },
     },
-    async (request, reply) => reply.status(201).send(await tenants.create(request.body)),
+    async (request, reply) => reply.status(201).send(await tenants.create(request.body, request.ctx)),
   );
   server.get(
     '/api/v1/tenants',
@@ -130,6 +130,6 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         response: responses({ 200: TenantSchema }),
       },
     },
-    async (request) => tenants.remove(request.params.id),
+    async (request) => tenants.remove(request.params.id, request.ctx),
   );
 }
