@@ -35,7 +35,7 @@ export interface paths {
         head?: never;
         /**
          * Rename, suspend/resume, or change limits
-         * @description Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users (their tokens stay invalid after a resume: users log in again); API keys are kept and refused while the tenant is suspended.
+         * @description Settings are merged into the current ones; `null` removes an override. Only a super admin changes them: a tenant's admins cannot raise their own limits. Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users (their tokens stay invalid after a resume: users log in again); API keys are kept and refused while the tenant is suspended.
          */
         patch: operations["patchTenantsById"];
         trace?: never;
@@ -1441,6 +1441,10 @@ export interface components {
                 storageMaxFileSize?: number;
                 /** @description Bytes the tenant may store; 0 = unlimited */
                 storageQuotaBytes?: number;
+                /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                rateLimitEventsPublish?: number;
+                /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                rateLimitWebhooksManage?: number;
             };
             /** Format: date-time */
             createdAt: string;
@@ -1610,6 +1614,10 @@ export interface operations {
                         storageMaxFileSize?: number;
                         /** @description Bytes the tenant may store; 0 = unlimited */
                         storageQuotaBytes?: number;
+                        /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                        rateLimitEventsPublish?: number;
+                        /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                        rateLimitWebhooksManage?: number;
                     };
                 };
             };
@@ -1634,6 +1642,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -1697,6 +1709,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -1760,6 +1776,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -1808,12 +1828,12 @@ export interface operations {
                     name?: string;
                     status?: "active" | "suspended";
                     settings?: {
-                        rateLimitUser?: number;
-                        rateLimitTenant?: number;
-                        /** @description Largest file in bytes */
-                        storageMaxFileSize?: number;
-                        /** @description Bytes the tenant may store; 0 = unlimited */
-                        storageQuotaBytes?: number;
+                        rateLimitUser?: number | null;
+                        rateLimitTenant?: number | null;
+                        storageMaxFileSize?: number | null;
+                        storageQuotaBytes?: number | null;
+                        rateLimitEventsPublish?: number | null;
+                        rateLimitWebhooksManage?: number | null;
                     };
                 };
             };
@@ -1838,6 +1858,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
+import type { TenantRef } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
 import type { RateLimitStore } from '../../infra/rate-limit/store.js';
 import { createTenantLimit } from '../../infra/rate-limit/tenant-limit.js';
@@ -80,6 +81,8 @@ export async function createEventsModule(deps: {
       name: 'events',
       max: config.eventsPublishRateLimit,
       windowMs: 15 * 60_000,
+      // a super admin's override in the tenant's settings (PATCH /api/v1/tenants/{id})
+      maxOf: (tenant: TenantRef) => tenant.settings.rateLimitEventsPublish,
     }),
   });
   deps.audit.onRecorded(lifecycleEventsFromAudit(log, bus));

@@ -25,6 +25,19 @@ export interface Tenant {
   purgeAfter: string | null;
 }
 
+/** Settings merged into the current ones; `null` removes an override (the platform default applies). */
+export type TenantSettingsPatch = { [K in keyof TenantSettings]?: TenantSettings[K] | null };
+
+/** `current` with `patch` applied: a null takes the setting away. */
+function mergeSettings(current: TenantSettings, patch: TenantSettingsPatch): TenantSettings {
+  const merged: Record<string, unknown> = { ...current };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete merged[key];
+    else if (value !== undefined) merged[key] = value;
+  }
+  return merged as TenantSettings;
+}
+
 export interface TenantPage {
   items: Tenant[];
   total: number;
@@ -54,7 +67,7 @@ export interface TenantsService {
    */
   update(
     id: string,
-    patch: { name?: string; status?: 'active' | 'suspended'; settings?: TenantSettings },
+    patch: { name?: string; status?: 'active' | 'suspended'; settings?: TenantSettingsPatch },
     actor?: RequestContext,
   ): Promise<Tenant>;
   /**
@@ -208,7 +221,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
             ...(patch.name !== undefined && { name: patch.name }),
             ...(patch.status !== undefined && { status: patch.status }),
             ...(patch.settings !== undefined && {
-              settings: JSON.stringify({ ...current.settings, ...patch.settings }),
+              settings: JSON.stringify(mergeSettings(current.settings, patch.settings)),
             }),
             updated_at: new Date(),
           })
