@@ -10,6 +10,7 @@ import type { ApiKeysService } from '../identity/index.js';
 import type { JobQueueService } from '../jobs/index.js';
 import { createAppKeys } from './app-keys.js';
 import { type AppsService, createAppsService } from './apps.js';
+import { busRoutes } from './bus-routes.js';
 import { lifecycleEventsFromAudit, wireJobLifecycle } from './catalogue.js';
 import { type EventsConfig, eventsOptions } from './config.js';
 import { EVENT_DRIVERS } from './drivers/index.js';
@@ -23,7 +24,8 @@ import { createEventBus, type EventBus } from './service.js';
 export type { App, AppsService } from './apps.js';
 export { CORE_EVENT_CATALOGUE } from './catalogue.js';
 export type { EventsConfig } from './config.js';
-export type { DeadLetter, DeadLetterStore } from './dead-letters.js';
+export type { ConsumerGroup, ConsumerGroupStore } from './consumer-groups.js';
+export type { DeadLetter, DeadLetterQuery, DeadLetterScope, DeadLetterStore } from './dead-letters.js';
 export type { ConsumerSpec, DriverDelivery, EventDriver, SeekPoint } from './drivers/index.js';
 export type { CloudEvent } from './envelope.js';
 export type { EventLogFilter, PlatformEvent, PlatformEventsService } from './platform-events.js';
@@ -103,7 +105,10 @@ export async function createEventsModule(deps: {
     service: bus,
     apps,
     log,
-    routes: (server) => eventRoutes(server, { apps, events: log, appKeys }),
+    async routes(server) {
+      await eventRoutes(server, { apps, events: log, appKeys });
+      await busRoutes(server, { bus, audit: deps.audit });
+    },
     health: { events: () => bus.ping() },
     loops: [
       // events a crash left in the outbox between the commit and the hand-over to the engine
