@@ -1,8 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_ENGINES, REDIS_URL } from '../../../test/engines.js';
+import { EVENT_ENGINES } from '../../../test/engines.js';
 import { until } from '../../../test/event-bus.js';
+import { eventEngineSettings, removeEventEngineState } from '../../../test/event-engine-app.js';
 import { createTestApp, type TestApp } from '../../../test/harness.js';
 import type { EventDelivery, Subscription } from './service.js';
 
@@ -35,11 +35,7 @@ for (const engine of EVENT_ENGINES)
     beforeAll(async () => {
       t = await createTestApp(engine.database, {
         eventsPollIntervalMs: 50,
-        ...(engine.driver === 'redis' && {
-          eventsDriver: 'redis',
-          redisUrl: REDIS_URL,
-          eventsRedisPrefix: prefix,
-        }),
+        ...eventEngineSettings(engine, prefix),
       });
       root = await t.adminToken();
       a = await t.createTenant(slug('acme'));
@@ -86,12 +82,7 @@ for (const engine of EVENT_ENGINES)
     afterAll(async () => {
       await sub?.close();
       await t?.close();
-      if (engine.driver === 'redis') {
-        const redis = new Redis(REDIS_URL);
-        const keys = await redis.keys(`${prefix}:*`);
-        if (keys.length > 0) await redis.del(...keys);
-        await redis.quit();
-      }
+      await removeEventEngineState(engine, prefix);
     });
 
     it("lists the tenant's dead letters newest first, with filters and cursor paging", async () => {
@@ -217,8 +208,17 @@ for (const engine of EVENT_ENGINES)
     });
 
     it('lists the consumer groups and replays one from a position or a time: super admins only', async () => {
+      // one process's own group goes when it closes: never listed, never replayed by name
+      const mine = await t.app.services.events.subscribe({
+        group: 'test.this-process',
+        topics: ['*.crm.*'],
+        ephemeral: true,
+        handler: async () => {},
+      });
       const groups = await get('/api/v1/event-groups', root);
+      await mine.close();
       expect(groups.status).toBe(200);
+      expect(groups.body.map((g: { name: string }) => g.name)).not.toContain('test.this-process');
       expect(groups.body.find((g: { name: string }) => g.name === GROUP)).toMatchObject({
         topics: ['*.crm.*'],
         lag: expect.any(Number),

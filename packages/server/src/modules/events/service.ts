@@ -195,7 +195,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
       from: sub.from ?? 'latest',
       ephemeral: sub.ephemeral ?? false,
     };
-    await consumerGroups.record(sub.group, sub.topics);
+    // an ephemeral group is one process's own and goes when it closes: nothing to replay by name
+    if (!spec.ephemeral) await consumerGroups.record(sub.group, sub.topics);
     const consumption = await driver.consume(spec, async (batch) => {
       // per key in order (a failure holds the key's later events back), keys side by side
       const byKey = new Map<string, DriverDelivery[]>();

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_ENGINES, REDIS_URL } from '../../../test/engines.js';
+import { EVENT_ENGINES } from '../../../test/engines.js';
 import { until } from '../../../test/event-bus.js';
+import { eventEngineSettings, removeEventEngineState } from '../../../test/event-engine-app.js';
 import { createTestApp, type TestApp } from '../../../test/harness.js';
 import { systemContext, toTenantRef } from '../../context.js';
 import type { EventDelivery, Subscription } from '../events/index.js';
@@ -32,11 +32,7 @@ for (const engine of EVENT_ENGINES)
     beforeAll(async () => {
       t = await createTestApp(engine.database, {
         eventsPollIntervalMs: SLOW_POLL_MS,
-        ...(engine.driver === 'redis' && {
-          eventsDriver: 'redis',
-          redisUrl: REDIS_URL,
-          eventsRedisPrefix: prefix,
-        }),
+        ...eventEngineSettings(engine, prefix),
       });
       root = await t.adminToken();
       rootId = (await t.request({ method: 'GET', url: '/api/v1/auth/me', token: root })).body.id;
@@ -69,12 +65,7 @@ for (const engine of EVENT_ENGINES)
     afterAll(async () => {
       for (const s of subs) await s.close();
       await t?.close();
-      if (engine.driver === 'redis') {
-        const redis = new Redis(REDIS_URL);
-        const keys = await redis.keys(`${prefix}:*`);
-        if (keys.length > 0) await redis.del(...keys);
-        await redis.quit();
-      }
+      await removeEventEngineState(engine, prefix);
     });
 
     const auditOf = async (tenantId: string, action: string) =>
