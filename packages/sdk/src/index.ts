@@ -17,7 +17,7 @@ import { type ClientOptions, createTransport } from './transport.js';
 export { ERROR_CODES, type ErrorCode, isErrorCode, PlexicaApiError, type Problem } from './errors.js';
 export type { Body, Query } from './operations.js';
 export type { AuditEvent } from './resources/audit.js';
-export type { App, PlatformEvent } from './resources/events.js';
+export type { App, ConsumerGroup, DeadLetter, PlatformEvent } from './resources/events.js';
 export type { ApiKey, IdentityProvider, Role, TokenPair, User } from './resources/identity.js';
 export type { Job } from './resources/jobs.js';
 export type {

@@ -35,7 +35,7 @@ export interface paths {
         head?: never;
         /**
          * Rename, suspend/resume, or change limits
-         * @description Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users (their tokens stay invalid after a resume: users log in again); API keys are kept and refused while the tenant is suspended.
+         * @description Settings are merged into the current ones; `null` removes an override. Only a super admin changes them: a tenant's admins cannot raise their own limits. Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users (their tokens stay invalid after a resume: users log in again); API keys are kept and refused while the tenant is suspended.
          */
         patch: operations["patchTenantsById"];
         trace?: never;
@@ -1090,6 +1090,120 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dead-letters": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Dead letters: events a consumer group gave up on, newest first
+         * @description A tenant's admins see the tenant's; a super admin every one (or a tenant's, with X-Tenant-ID). `topic` is a topic pattern (`acme.crm.*`); `from`/`to` bound when the event was dead-lettered.
+         */
+        get: operations["getDeadLetters"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dead-letters/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dead letter */
+        get: operations["getDeadLettersById"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dead-letters/{id}/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deliver a dead letter to its consumer group again (that group only, fresh attempts)
+         * @description Once: a second re-drive is 409 `PLX_EVENT_DEAD_LETTER_REDRIVEN`; failing again makes a new dead letter.
+         */
+        post: operations["postDeadLettersByIdRedrive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/dead-letters/redrive": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Re-drive a selection of dead letters
+         * @description Nothing is re-driven unless every id is found (404) and none was re-driven before (409).
+         */
+        post: operations["postDeadLettersRedrive"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/event-groups": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The consumer groups that subscribed, with their topics and lag (super admins) */
+        get: operations["getEventGroups"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/event-groups/{group}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replay a consumer group from a position or a point in time (super admins)
+         * @description The group's next deliveries start there, for every tenant it serves. `position` is an event's place in the engine's log (a dead letter's `position`; 404 `PLX_EVENT_POSITION_UNKNOWN` when it is not retained); `time` must not be in the future (`PLX_EVENT_REPLAY_FUTURE`).
+         */
+        post: operations["postEventGroupsByGroupReplay"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1412,6 +1526,36 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
+        DeadLetter: {
+            /** Format: uuid */
+            id: string;
+            /** @description the consumer group that gave up on the event */
+            group: string;
+            topic: string;
+            /** @description the event's place in the engine's log (give it to a replay) */
+            position: string;
+            /** Format: uuid */
+            eventId: string;
+            tenantId: string | null;
+            /** @description the handler's last error */
+            error: string;
+            attempts: number;
+            /** @description the CloudEvents envelope */
+            payload: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            createdAt: string;
+            redrivenAt: string | null;
+        };
+        ConsumerGroup: {
+            name: string;
+            topics: string[];
+            /** Format: date-time */
+            subscribedAt: string;
+            /** @description events the group has still to work through */
+            lag: number;
+        };
         WebhookEndpoint: {
             /** Format: uuid */
             id: string;
@@ -1441,6 +1585,10 @@ export interface components {
                 storageMaxFileSize?: number;
                 /** @description Bytes the tenant may store; 0 = unlimited */
                 storageQuotaBytes?: number;
+                /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                rateLimitEventsPublish?: number;
+                /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                rateLimitWebhooksManage?: number;
             };
             /** Format: date-time */
             createdAt: string;
@@ -1610,6 +1758,10 @@ export interface operations {
                         storageMaxFileSize?: number;
                         /** @description Bytes the tenant may store; 0 = unlimited */
                         storageQuotaBytes?: number;
+                        /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                        rateLimitEventsPublish?: number;
+                        /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                        rateLimitWebhooksManage?: number;
                     };
                 };
             };
@@ -1634,6 +1786,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -1697,6 +1853,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -1760,6 +1920,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -1808,12 +1972,12 @@ export interface operations {
                     name?: string;
                     status?: "active" | "suspended";
                     settings?: {
-                        rateLimitUser?: number;
-                        rateLimitTenant?: number;
-                        /** @description Largest file in bytes */
-                        storageMaxFileSize?: number;
-                        /** @description Bytes the tenant may store; 0 = unlimited */
-                        storageQuotaBytes?: number;
+                        rateLimitUser?: number | null;
+                        rateLimitTenant?: number | null;
+                        storageMaxFileSize?: number | null;
+                        storageQuotaBytes?: number | null;
+                        rateLimitEventsPublish?: number | null;
+                        rateLimitWebhooksManage?: number | null;
                     };
                 };
             };
@@ -1838,6 +2002,10 @@ export interface operations {
                             storageMaxFileSize?: number;
                             /** @description Bytes the tenant may store; 0 = unlimited */
                             storageQuotaBytes?: number;
+                            /** @description Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT) */
+                            rateLimitEventsPublish?: number;
+                            /** @description Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT) */
+                            rateLimitWebhooksManage?: number;
                         };
                         /** Format: date-time */
                         createdAt: string;
@@ -5853,6 +6021,286 @@ export interface operations {
                         data: components["schemas"]["PlatformEvent"][];
                         nextCursor: string | null;
                     };
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeadLetters: {
+        parameters: {
+            query?: {
+                group?: string;
+                topic?: string;
+                type?: string;
+                from?: string;
+                to?: string;
+                redriven?: boolean;
+                cursor?: string;
+                limit?: number;
+            };
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["DeadLetter"][];
+                        nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDeadLettersById: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postDeadLettersByIdRedrive: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeadLetter"];
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postDeadLettersRedrive: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    ids: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["DeadLetter"][];
+                    };
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEventGroups: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumerGroup"][];
+                };
+            };
+            /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */
+            "4XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A problem document: the server or one of its engines failed or is unavailable (retry later) */
+            "5XX": {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    postEventGroupsByGroupReplay: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Super admins: the tenant to act in (id or slug). Others may only name their own tenant. */
+                "x-tenant-id"?: string;
+            };
+            path: {
+                group: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    position?: string;
+                    /** Format: date-time */
+                    time?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConsumerGroup"];
                 };
             };
             /** @description A problem document (RFC 9457) with a stable `code`: bad input, no credential or permission, not found, conflict, rate limited */

@@ -59,6 +59,12 @@ describe('@plexica/sdk', () => {
     const again = await plexica.tenants.create({ slug: 'sdk-co', name: 'SDK Co' }, 'sdk-create-1');
     expect(again.id).toBe(tenant.id);
     expect((await plexica.tenants.list({ limit: 10 })).items.map((x) => x.slug)).toContain('sdk-co');
+    expect(await plexica.events.deadLetters({ limit: 5 })).toEqual({ data: [], nextCursor: null });
+    const replayed = await plexica.events
+      .replayGroup('sdk.nobody', { time: new Date().toISOString() })
+      .catch((err: unknown) => err);
+    expect(replayed).toMatchObject({ status: 404, code: 'PLX_EVENT_GROUP_NOT_FOUND' });
+    expect(Array.isArray(await plexica.events.consumerGroups())).toBe(true);
 
     plexica.setTenant('sdk-co');
     const user = await plexica.users.create({

@@ -31,6 +31,10 @@ export interface TenantSettings {
   storageMaxFileSize?: number;
   /** Total bytes this tenant may store; 0 = unlimited (else PLEXICA_STORAGE_QUOTA). */
   storageQuotaBytes?: number;
+  /** Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT). */
+  rateLimitEventsPublish?: number;
+  /** Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT). */
+  rateLimitWebhooksManage?: number;
 }
 
 export interface TenantRef {

@@ -87,6 +87,8 @@ const TENANT_PERMISSIONS = [
   'events:app:manage',
   'events:event:publish',
   'events:event:read',
+  'events:dead-letter:read',
+  'events:dead-letter:redrive',
   'webhooks:endpoint:read',
   'webhooks:endpoint:manage',
 ];
@@ -139,6 +141,7 @@ for (const kind of DATABASES) {
       eventId: string;
       webhookId: string;
       deliveryId: string;
+      deadLetterId: string;
     };
     const b = {} as { admin: string; apiKey: string; signedGet: string; signedPut: string };
     let attempts: Attempt[];
@@ -287,6 +290,27 @@ for (const kind of DATABASES) {
         .returning('id')
         .executeTakeFirstOrThrow();
       a.deliveryId = delivery.id;
+      // a dead letter of A's event (no consumer runs in this file to make one)
+      const deadLetter = await t.app.database.db
+        .insertInto('core.event_dead_letters')
+        .values({
+          group_name: 'a.projector',
+          topic: 'tenant-a.crm.deal.created',
+          position: '1',
+          event_id: a.eventId,
+          tenant_id: a.id,
+          key: null,
+          error: 'a-dead-letter-error',
+          attempts: 5,
+          payload: JSON.stringify({
+            id: a.eventId,
+            type: 'crm.deal.created',
+            data: { secret: 'a-event-data' },
+          }),
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      a.deadLetterId = deadLetter.id;
       b.signedGet = await sign('GET');
       b.signedPut = await sign('PUT');
       // a search type and document of A's; B has the same type (its searches answer 200) and A has one more
@@ -378,6 +402,51 @@ for (const kind of DATABASES) {
           url: () => '/api/v1/events',
           status: 200,
           leaks: () => [a.eventId, a.appId, 'a-event-data'],
+        },
+        {
+          route: 'GET /api/v1/dead-letters',
+          method: 'GET',
+          url: () => '/api/v1/dead-letters',
+          status: 200,
+          leaks: () => [a.deadLetterId, a.eventId, 'a-event-data', 'a-dead-letter-error'],
+        },
+        {
+          route: 'GET /api/v1/dead-letters/{id}',
+          method: 'GET',
+          url: () => `/api/v1/dead-letters/${a.deadLetterId}`,
+          status: 404,
+          code: 'PLX_EVENT_DEAD_LETTER_NOT_FOUND',
+        },
+        {
+          route: 'POST /api/v1/dead-letters/{id}/redrive',
+          method: 'POST',
+          url: () => `/api/v1/dead-letters/${a.deadLetterId}/redrive`,
+          status: 404,
+          code: 'PLX_EVENT_DEAD_LETTER_NOT_FOUND',
+        },
+        {
+          route: 'POST /api/v1/dead-letters/redrive',
+          method: 'POST',
+          url: () => '/api/v1/dead-letters/redrive',
+          body: () => ({ ids: [a.deadLetterId] }),
+          status: 404,
+          code: 'PLX_EVENT_DEAD_LETTER_NOT_FOUND',
+        },
+        // consumer groups serve every tenant: a platform route, never a tenant's
+        {
+          route: 'GET /api/v1/event-groups',
+          method: 'GET',
+          url: () => '/api/v1/event-groups',
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
+        },
+        {
+          route: 'POST /api/v1/event-groups/{group}/replay',
+          method: 'POST',
+          url: () => '/api/v1/event-groups/a.projector/replay',
+          body: () => ({ time: '2020-01-01T00:00:00Z' }),
+          status: 403,
+          code: 'PLX_PERMISSION_DENIED',
         },
         {
           route: 'POST /api/v1/apps/{appId}/webhooks',
@@ -1024,6 +1093,9 @@ async function stateOf(t: TestApp, a: { admin: string; userId: string; id: strin
     ).body.items.map((i: { type: string; id: string }) => `${i.type}/${i.id}`),
     apps: await get('/api/v1/apps'),
     events: (await get('/api/v1/events')).data.map((e: { id: string }) => e.id),
+    deadLetters: (await get('/api/v1/dead-letters')).data.map(
+      (d: { id: string; redrivenAt: string | null }) => [d.id, d.redrivenAt],
+    ),
     webhooks: await get('/api/v1/webhooks'),
   };
 }

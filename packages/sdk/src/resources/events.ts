@@ -4,6 +4,8 @@ import { type Transport, unwrap } from '../transport.js';
 
 export type App = components['schemas']['App'];
 export type PlatformEvent = components['schemas']['PlatformEvent'];
+export type DeadLetter = components['schemas']['DeadLetter'];
+export type ConsumerGroup = components['schemas']['ConsumerGroup'];
 
 const byApp = (appId: string) => ({ params: { path: { appId } } });
 
@@ -23,5 +25,21 @@ export function createEventsResource({ api }: Transport) {
     /** The tenant's log, newest first; pass `nextCursor` back as `cursor` for older ones. */
     list: (query: Query<'/api/v1/events', 'get'> = {}) =>
       unwrap(api.GET('/api/v1/events', { params: { query } })),
+
+    /** Events a consumer group gave up on (the tenant's; a super admin's: all), newest first, cursor paging. */
+    deadLetters: (query: Query<'/api/v1/dead-letters', 'get'> = {}) =>
+      unwrap(api.GET('/api/v1/dead-letters', { params: { query } })),
+    deadLetter: (id: string) => unwrap(api.GET('/api/v1/dead-letters/{id}', { params: { path: { id } } })),
+    /** Delivers it to its group once more; a second time is `PLX_EVENT_DEAD_LETTER_REDRIVEN`. */
+    redriveDeadLetter: (id: string) =>
+      unwrap(api.POST('/api/v1/dead-letters/{id}/redrive', { params: { path: { id } } })),
+    /** All or nothing: every id must be found and not re-driven yet. */
+    redriveDeadLetters: (ids: string[]) =>
+      unwrap(api.POST('/api/v1/dead-letters/redrive', { body: { ids } })),
+    /** The consumer groups and their lag (super admins). */
+    consumerGroups: () => unwrap(api.GET('/api/v1/event-groups')),
+    /** Moves a group to a position or a past time, for every tenant it serves (super admins). */
+    replayGroup: (group: string, point: Body<'/api/v1/event-groups/{group}/replay', 'post'>) =>
+      unwrap(api.POST('/api/v1/event-groups/{group}/replay', { params: { path: { group } }, body: point })),
   };
 }

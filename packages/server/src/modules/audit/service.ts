@@ -2,6 +2,7 @@ import type { Insertable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { type Executor, preparedPerSchema } from '../../infra/database/index.js';
 import { tenantScope } from '../../infra/database/tenant-scope.js';
+import type { Transaction } from '../../infra/database/transaction.js';
 import type { AuditEventsTable, AuditTenantTables } from './tables.js';
 
 /** How the actor proved who it is. */
@@ -35,22 +36,34 @@ export interface AuditInput {
   data?: Record<string, unknown>;
 }
 
+/**
+ * Where a record is written: the database (on its own), or the caller's transaction. Give the
+ * `Transaction` of `inTransaction` rather than its bare handle: what listeners do after the
+ * commit (wake the bus's consumers, relay its outbox) then runs at the commit. With a bare
+ * transaction handle there is no commit to run it at, so events raised by the record reach
+ * their consumers only at the bus's next poll or outbox sweep (up to seconds later).
+ */
+export type AuditTarget = Executor | Transaction;
+
 /** The tenant's audit log, kept in its own schema (`tenant_{slug}.audit_events`). */
 export interface AuditService {
   /** Records an event; pass `trx` to make it part of the caller's transaction. */
-  record(ctx: RequestContext, event: AuditInput, trx?: Executor): Promise<void>;
+  record(ctx: RequestContext, event: AuditInput, trx?: AuditTarget): Promise<void>;
   /** Records several events of one request in one statement (a bulk enqueue). */
-  recordAll(ctx: RequestContext, events: AuditInput[], trx?: Executor): Promise<void>;
+  recordAll(ctx: RequestContext, events: AuditInput[], trx?: AuditTarget): Promise<void>;
   list(ctx: RequestContext, query: { limit: number; offset: number; action?: string }): Promise<AuditEvent[]>;
   /**
-   * Calls `listener` with every change recorded, in the same transaction (`trx` is the
-   * caller's, or the database handle when the record was not part of one): the events
-   * module turns them into lifecycle events. A listener that throws fails the change.
+   * Calls `listener` with every change recorded, in the same transaction (`tx` is the
+   * caller's, or the database handle when the record was not part of one, whose
+   * after-commit steps run once the listeners are done): the events module turns them
+   * into lifecycle events. A listener that throws fails the change.
    */
   onRecorded(listener: AuditListener): void;
 }
 
-export type AuditListener = (ctx: RequestContext, events: AuditInput[], trx: Executor) => Promise<void>;
+export type AuditListener = (ctx: RequestContext, events: AuditInput[], tx: Transaction) => Promise<void>;
+
+const isTransaction = (target: AuditTarget): target is Transaction => 'afterCommit' in target;
 
 /** What credential the context's principal presented, as far as the principal tells. */
 export function credentialOf(ctx: RequestContext): AuditCredential | null {
@@ -97,8 +110,15 @@ export function createAuditService(db: Executor): AuditService {
   );
 
   const listeners: AuditListener[] = [];
-  const recordAll: AuditService['recordAll'] = async (ctx, events, trx = db) => {
+  const recordAll: AuditService['recordAll'] = async (ctx, events, target = db) => {
     if (events.length === 0) return;
+    // outside a transaction the write has happened when the listeners are done: their
+    // after-commit steps run then; a bare transaction handle has no commit to run them at
+    const steps: (() => Promise<void>)[] = [];
+    const tx: Transaction = isTransaction(target)
+      ? target
+      : { db: target, afterCommit: (step) => void (target === db && steps.push(step)) };
+    const trx = tx.db;
     const tenant = requireTenant(ctx);
     const actor = {
       actor_type: ctx.principal?.type ?? (ctx.credential ? ('anonymous' as const) : ('system' as const)),
@@ -138,7 +158,8 @@ export function createAuditService(db: Executor): AuditService {
         .execute();
     }
     // the events module raises core lifecycle events from these records, in the same transaction
-    for (const listener of listeners) await listener(ctx, events, trx);
+    for (const listener of listeners) await listener(ctx, events, tx);
+    for (const step of steps) await step();
   };
 
   return {

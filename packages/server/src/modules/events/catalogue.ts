@@ -5,13 +5,29 @@ import { inTransaction, type Transaction } from '../../infra/database/transactio
 import type { AuditInput } from '../audit/index.js';
 import type { JobQueueService } from '../jobs/index.js';
 import type { PlatformEventsService } from './platform-events.js';
+import type { EventBus } from './service.js';
+
+/** Where a lifecycle event is published. */
+export type CatalogueTopics = 'tenant' | 'tenant+global' | 'global';
 
 /**
  * The core's lifecycle events (docs/events.md is this table in prose): each is
  * raised by the audit record of the change, in the change's own transaction,
  * so it is in the event log and on the bus exactly when the change committed.
+ * `tenant` events go on `{slug}.{type}` and into the tenant's event log;
+ * `global` ones on `global.{type}` only (platform consumers: operators,
+ * plugins that serve every tenant), without a `tenantid`: the tenant is in `data`.
  */
-export const CORE_EVENT_CATALOGUE: Record<string, { type: string; entity: string }> = {
+export const CORE_EVENT_CATALOGUE: Record<
+  string,
+  { type: string; entity: string; topics?: CatalogueTopics }
+> = {
+  'tenant.created': { type: 'core.tenant.created', entity: 'tenant', topics: 'tenant+global' },
+  'tenant.updated': { type: 'core.tenant.updated', entity: 'tenant', topics: 'tenant+global' },
+  'tenant.suspended': { type: 'core.tenant.suspended', entity: 'tenant', topics: 'tenant+global' },
+  'tenant.resumed': { type: 'core.tenant.resumed', entity: 'tenant', topics: 'tenant+global' },
+  // the tenant works no more (its users get 410, its webhooks stop): nobody in it is listening
+  'tenant.deleted': { type: 'core.tenant.deleted', entity: 'tenant', topics: 'global' },
   'user.created': { type: 'core.user.created', entity: 'user' },
   'user.updated': { type: 'core.user.updated', entity: 'user' },
   'user.deleted': { type: 'core.user.deleted', entity: 'user' },
@@ -36,34 +52,38 @@ export const CORE_EVENT_CATALOGUE: Record<string, { type: string; entity: string
 const SILENT_JOB_TYPES = /^webhooks\./;
 
 /**
- * The audit listener that raises them. Inside a transaction the after-commit
- * wake-up is not available (the audit log gets the bare handle), so consumers
- * see these on their next poll or NOTIFY, and the outbox of an engine outside
- * the database relays them with its crash sweep.
+ * The audit listener that raises them, on the transaction the record was
+ * written in: given `inTransaction`'s `Transaction`, the bus's after-commit
+ * step (waking consumers, relaying the outbox) runs at its commit, so
+ * subscribers get the event at once instead of at the next poll or sweep.
  */
-export function lifecycleEventsFromAudit(events: PlatformEventsService, db: Executor) {
-  return async (ctx: RequestContext, records: AuditInput[], trx: Executor) => {
-    const raised = records.flatMap((r) => {
-      const entry = CORE_EVENT_CATALOGUE[r.action];
-      if (r.action === 'job.created' && SILENT_JOB_TYPES.test(String(r.data?.type ?? ''))) return [];
-      return entry && ctx.tenant ? [{ record: r, entry }] : [];
-    });
-    if (raised.length === 0) return;
-    const pending: (() => Promise<void>)[] = [];
-    const tx: Transaction = { db: trx, afterCommit: (step) => void pending.push(step) };
-    for (const { record, entry } of raised)
-      await events.recordCore(tx, ctx, {
-        type: entry.type,
-        entityType: entry.entity,
-        entityId: record.targetId ?? null,
-        data: {
-          id: record.targetId ?? null,
-          ...record.data,
-          actor: ctx.principal ? { type: ctx.principal.type, id: ctx.principal.id } : null,
-        },
-      });
-    // outside a transaction the write has happened: run the after-commit steps now
-    if (trx === db) for (const step of pending) await step();
+export function lifecycleEventsFromAudit(events: PlatformEventsService, bus: EventBus) {
+  return async (ctx: RequestContext, records: AuditInput[], tx: Transaction) => {
+    const tenant = ctx.tenant;
+    if (!tenant) return;
+    for (const record of records) {
+      const entry = CORE_EVENT_CATALOGUE[record.action];
+      if (!entry) continue;
+      if (record.action === 'job.created' && SILENT_JOB_TYPES.test(String(record.data?.type ?? ''))) continue;
+      const entityId = record.targetId ?? null;
+      const actor = ctx.principal ? { type: ctx.principal.type, id: ctx.principal.id } : null;
+      const topics = entry.topics ?? 'tenant';
+      if (topics !== 'global')
+        await events.recordCore(tx, ctx, {
+          type: entry.type,
+          entityType: entry.entity,
+          entityId,
+          data: { id: entityId, ...record.data, actor },
+        });
+      if (topics !== 'tenant')
+        await bus.publishIn(
+          tx,
+          { ...ctx, tenant: null },
+          entry.type,
+          { id: entityId, ...record.data, tenant: { id: tenant.id, slug: tenant.slug }, actor },
+          entityId ? { key: entityId, subject: `${entry.entity}/${entityId}` } : {},
+        );
+    }
   };
 }
 

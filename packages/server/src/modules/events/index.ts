@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
+import type { TenantRef } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
 import type { RateLimitStore } from '../../infra/rate-limit/store.js';
 import { createTenantLimit } from '../../infra/rate-limit/tenant-limit.js';
@@ -9,6 +10,7 @@ import type { ApiKeysService } from '../identity/index.js';
 import type { JobQueueService } from '../jobs/index.js';
 import { createAppKeys } from './app-keys.js';
 import { type AppsService, createAppsService } from './apps.js';
+import { busRoutes } from './bus-routes.js';
 import { lifecycleEventsFromAudit, wireJobLifecycle } from './catalogue.js';
 import { type EventsConfig, eventsOptions } from './config.js';
 import { EVENT_DRIVERS } from './drivers/index.js';
@@ -22,7 +24,8 @@ import { createEventBus, type EventBus } from './service.js';
 export type { App, AppsService } from './apps.js';
 export { CORE_EVENT_CATALOGUE } from './catalogue.js';
 export type { EventsConfig } from './config.js';
-export type { DeadLetter, DeadLetterStore } from './dead-letters.js';
+export type { ConsumerGroup, ConsumerGroupStore } from './consumer-groups.js';
+export type { DeadLetter, DeadLetterQuery, DeadLetterScope, DeadLetterStore } from './dead-letters.js';
 export type { ConsumerSpec, DriverDelivery, EventDriver, SeekPoint } from './drivers/index.js';
 export type { CloudEvent } from './envelope.js';
 export type { EventLogFilter, PlatformEvent, PlatformEventsService } from './platform-events.js';
@@ -80,9 +83,11 @@ export async function createEventsModule(deps: {
       name: 'events',
       max: config.eventsPublishRateLimit,
       windowMs: 15 * 60_000,
+      // a super admin's override in the tenant's settings (PATCH /api/v1/tenants/{id})
+      maxOf: (tenant: TenantRef) => tenant.settings.rateLimitEventsPublish,
     }),
   });
-  deps.audit.onRecorded(lifecycleEventsFromAudit(log, deps.db));
+  deps.audit.onRecorded(lifecycleEventsFromAudit(log, bus));
   const jobCancel = wireJobCancel(bus, deps.jobs);
   wireJobLifecycle(deps.jobs, log, deps.db, deps.logger);
   new Gauge({
@@ -100,7 +105,10 @@ export async function createEventsModule(deps: {
     service: bus,
     apps,
     log,
-    routes: (server) => eventRoutes(server, { apps, events: log, appKeys }),
+    async routes(server) {
+      await eventRoutes(server, { apps, events: log, appKeys });
+      await busRoutes(server, { bus, audit: deps.audit });
+    },
     health: { events: () => bus.ping() },
     loops: [
       // events a crash left in the outbox between the commit and the hand-over to the engine

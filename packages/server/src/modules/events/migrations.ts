@@ -85,6 +85,25 @@ export const busMigrations: Migration[] = [
       );
     },
   },
+  {
+    // the dead-letter API pages on seq (created_at repeats); the replay API finds a group's topics
+    id: 'events/0005_dead_letter_seq_consumer_groups',
+    async up(db) {
+      await sql`alter table core.event_dead_letters add column seq bigint generated always as identity`.execute(
+        db,
+      );
+      await sql`create unique index event_dead_letters_seq on core.event_dead_letters (seq)`.execute(db);
+      await sql`create index event_dead_letters_tenant_seq on core.event_dead_letters (tenant_id, seq desc)`.execute(
+        db,
+      );
+      // every group that subscribed, whatever the engine keeps of it (a Redis group has no topics)
+      await sql`create table core.event_consumer_groups (
+        name text primary key,
+        topics text[] not null,
+        subscribed_at timestamptz not null default now()
+      )`.execute(db);
+    },
+  },
 ];
 
 /**

@@ -1,5 +1,5 @@
 import { type Kysely, type Selectable, sql } from 'kysely';
-import { type RequestContext, requireTenant } from '../../context.js';
+import { type RequestContext, requireTenant, type TenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
 import type { Executor } from '../../infra/database/index.js';
 import { inTransaction, type Transaction } from '../../infra/database/transaction.js';
@@ -102,7 +102,7 @@ export function createPlatformEventsService(deps: {
   bus: EventBus;
   apps: AppsService;
   /** seed 002: events a tenant may publish per window. */
-  publishLimit: TenantLimit;
+  publishLimit: TenantLimit<TenantRef>;
   /** Refuses an API key of another app. */
   mayPublishAs(ctx: RequestContext, appId: string): Promise<void>;
 }): PlatformEventsService {

@@ -3,6 +3,7 @@ import type { RequestContext } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
 import type { Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
+import { type ConsumerGroupStore, createConsumerGroupStore } from './consumer-groups.js';
 import { createDeadLetterStore, type DeadLetterStore } from './dead-letters.js';
 import type { ConsumerSpec, DriverDelivery, EventDriver, SeekPoint } from './drivers/event-driver.js';
 import {
@@ -100,6 +101,8 @@ export interface EventBus {
   /** The groups subscribed in this process (for the lag gauge). */
   groups(): string[];
   deadLetters: DeadLetterStore;
+  /** Every group that subscribed, with its topics (what a replay by name needs). */
+  consumerGroups: ConsumerGroupStore;
   /** Relays outbox rows a crash left behind; a scheduler loop. */
   relayOutbox(): Promise<number>;
   /** Applies retention; a scheduler loop. */
@@ -129,6 +132,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
   const deadLetters = createDeadLetterStore(db, driver);
   const outbox = createOutbox(db, driver);
+  const consumerGroups = createConsumerGroupStore(db);
   const subscriptions = new Set<Subscription>();
   const groupNames = new Map<string, number>();
 
@@ -191,6 +195,8 @@ export function createEventBus(options: EventBusOptions): EventBus {
       from: sub.from ?? 'latest',
       ephemeral: sub.ephemeral ?? false,
     };
+    // an ephemeral group is one process's own and goes when it closes: nothing to replay by name
+    if (!spec.ephemeral) await consumerGroups.record(sub.group, sub.topics);
     const consumption = await driver.consume(spec, async (batch) => {
       // per key in order (a failure holds the key's later events back), keys side by side
       const byKey = new Map<string, DriverDelivery[]>();
@@ -293,6 +299,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
     lag: (group) => driver.lag(group),
     groups: () => [...groupNames.keys()],
     deadLetters,
+    consumerGroups,
     relayOutbox: () => outbox.relayStale(),
     trim: () => driver.trim(options.retention),
     ping: () => driver.ping(),

@@ -26,6 +26,7 @@ export interface EventOutboxTable {
 
 export interface EventDeadLettersTable {
   id: Generated<string>;
+  seq: Generated<string>;
   group_name: string;
   topic: string;
   position: string;
@@ -37,6 +38,12 @@ export interface EventDeadLettersTable {
   payload: Json<CloudEvent>;
   created_at: Timestamp;
   redriven_at: NullableTimestamp;
+}
+
+export interface EventConsumerGroupsTable {
+  name: string;
+  topics: string[];
+  subscribed_at: Timestamp;
 }
 
 export interface AppsTable {
@@ -80,4 +87,5 @@ export interface EventsTables {
   'core.events': EventsTable;
   'core.event_outbox': EventOutboxTable;
   'core.event_dead_letters': EventDeadLettersTable;
+  'core.event_consumer_groups': EventConsumerGroupsTable;
 }

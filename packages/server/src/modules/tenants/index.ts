@@ -9,7 +9,7 @@ import { tenantRoutes } from './routes.js';
 import { createTenantsService, type TenantsService } from './service.js';
 
 export type { TenantsConfig } from './config.js';
-export type { Tenant, TenantPage, TenantsService } from './service.js';
+export type { Tenant, TenantPage, TenantSettingsPatch, TenantsService } from './service.js';
 export type { TenantsTable, TenantsTables } from './tables.js';
 
 /** Tenants: `core.tenants`, one schema per tenant, lifecycle and retention (seed 003). */

@@ -3,21 +3,43 @@ import { IdParams, Page, Paging, pageOf, responses } from '../../http/schemas.js
 import type { Server } from '../../http/types.js';
 import type { TenantsService } from './service.js';
 
+/** Each setting: its schema, bounds and meaning; absent = the platform's default. */
+const SETTING_FIELDS = {
+  rateLimitUser: Type.Integer({ minimum: 1, maximum: 10_000_000 }),
+  rateLimitTenant: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+  storageMaxFileSize: Type.Integer({
+    minimum: 1,
+    maximum: 5 * 1024 ** 4,
+    description: 'Largest file in bytes',
+  }),
+  storageQuotaBytes: Type.Integer({
+    minimum: 0,
+    maximum: Number.MAX_SAFE_INTEGER,
+    description: 'Bytes the tenant may store; 0 = unlimited',
+  }),
+  rateLimitEventsPublish: Type.Integer({
+    minimum: 1,
+    maximum: 100_000_000,
+    description:
+      'Events it may publish through the API per 15 minutes (else PLEXICA_EVENTS_PUBLISH_RATE_LIMIT)',
+  }),
+  rateLimitWebhooksManage: Type.Integer({
+    minimum: 1,
+    maximum: 100_000_000,
+    description: 'Webhook management calls per 15 minutes (else PLEXICA_WEBHOOKS_MANAGE_RATE_LIMIT)',
+  }),
+};
+type SettingName = keyof typeof SETTING_FIELDS;
+const mapFields = <T>(make: (schema: (typeof SETTING_FIELDS)[SettingName]) => T) =>
+  Object.fromEntries(Object.entries(SETTING_FIELDS).map(([k, v]) => [k, make(v)])) as Record<SettingName, T>;
+
 const Settings = Type.Object(
-  {
-    rateLimitUser: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000_000 })),
-    rateLimitTenant: Type.Optional(Type.Integer({ minimum: 1, maximum: 100_000_000 })),
-    storageMaxFileSize: Type.Optional(
-      Type.Integer({ minimum: 1, maximum: 5 * 1024 ** 4, description: 'Largest file in bytes' }),
-    ),
-    storageQuotaBytes: Type.Optional(
-      Type.Integer({
-        minimum: 0,
-        maximum: Number.MAX_SAFE_INTEGER,
-        description: 'Bytes the tenant may store; 0 = unlimited',
-      }),
-    ),
-  },
+  mapFields((schema) => Type.Optional(schema)),
+  { additionalProperties: false },
+);
+/** In a PATCH, `null` takes an override away (the platform's default applies again). */
+const SettingsPatch = Type.Object(
+  mapFields((schema) => Type.Optional(Type.Union([schema, Type.Null()]))),
   { additionalProperties: false },
 );
 
@@ -58,7 +80,7 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         response: responses({ 201: TenantSchema }),
       },
     },
-    async (request, reply) => reply.status(201).send(await tenants.create(request.body)),
+    async (request, reply) => reply.status(201).send(await tenants.create(request.body, request.ctx)),
   );
   server.get(
     '/api/v1/tenants',
@@ -102,6 +124,8 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         tags: ['tenants'],
         summary: 'Rename, suspend/resume, or change limits',
         description:
+          'Settings are merged into the current ones; `null` removes an override. Only a super admin ' +
+          "changes them: a tenant's admins cannot raise their own limits. " +
           "Recorded in the tenant's audit log. Suspending revokes every session of the tenant's users " +
           '(their tokens stay invalid after a resume: users log in again); API keys are kept and refused ' +
           'while the tenant is suspended.',
@@ -110,7 +134,7 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
           {
             name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
             status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('suspended')])),
-            settings: Type.Optional(Settings),
+            settings: Type.Optional(SettingsPatch),
           },
           { additionalProperties: false, minProperties: 1 },
         ),
@@ -130,6 +154,6 @@ export async function tenantRoutes(server: Server, deps: { tenants: TenantsServi
         response: responses({ 200: TenantSchema }),
       },
     },
-    async (request) => tenants.remove(request.params.id),
+    async (request) => tenants.remove(request.params.id, request.ctx),
   );
 }

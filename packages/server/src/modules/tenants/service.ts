@@ -5,6 +5,7 @@ import { type RequestContext, systemContext, tenantSchemaName, toTenantRef } fro
 import { isUniqueViolation } from '../../infra/database/errors.js';
 import { type Executor, prepareQuery } from '../../infra/database/index.js';
 import { type Migration, migrateSchema } from '../../infra/database/migrator.js';
+import { inTransaction, type Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { UUID } from '../../infra/uuid.js';
 import type { TenantLifecycleHook } from '../../module.js';
@@ -24,6 +25,19 @@ export interface Tenant {
   purgeAfter: string | null;
 }
 
+/** Settings merged into the current ones; `null` removes an override (the platform default applies). */
+export type TenantSettingsPatch = { [K in keyof TenantSettings]?: TenantSettings[K] | null };
+
+/** `current` with `patch` applied: a null takes the setting away. */
+function mergeSettings(current: TenantSettings, patch: TenantSettingsPatch): TenantSettings {
+  const merged: Record<string, unknown> = { ...current };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete merged[key];
+    else if (value !== undefined) merged[key] = value;
+  }
+  return merged as TenantSettings;
+}
+
 export interface TenantPage {
   items: Tenant[];
   total: number;
@@ -32,7 +46,14 @@ export interface TenantPage {
 }
 
 export interface TenantsService {
-  create(input: { slug: string; name: string; settings?: TenantSettings }): Promise<Tenant>;
+  /**
+   * Creates the tenant and its schema; the tenant's audit log starts with `tenant.created`
+   * by `actor` (a super admin's request, the CLI's system context by default).
+   */
+  create(
+    input: { slug: string; name: string; settings?: TenantSettings },
+    actor?: RequestContext,
+  ): Promise<Tenant>;
   list(query: { limit: number; offset: number; status?: TenantStatus }): Promise<TenantPage>;
   get(id: string): Promise<Tenant>;
   /** By id or slug; used for `X-Tenant-ID` and the CLI. */
@@ -46,11 +67,14 @@ export interface TenantsService {
    */
   update(
     id: string,
-    patch: { name?: string; status?: 'active' | 'suspended'; settings?: TenantSettings },
+    patch: { name?: string; status?: 'active' | 'suspended'; settings?: TenantSettingsPatch },
     actor?: RequestContext,
   ): Promise<Tenant>;
-  /** Soft delete: the tenant stops working now and is purged after the retention window. */
-  remove(id: string): Promise<Tenant>;
+  /**
+   * Soft delete: the tenant stops working now and is purged after the retention window.
+   * Recorded as `tenant.deleted` by `actor` in its log (kept until the purge).
+   */
+  remove(id: string, actor?: RequestContext): Promise<Tenant>;
   /** Drops schema and data of tenants past their retention window. @returns purged slugs */
   purgeExpired(now?: Date): Promise<string[]>;
   /** Runs pending tenant migrations on every tenant, each in its own transaction. */
@@ -93,6 +117,28 @@ function changesOf(before: Record<string, unknown>, after: Record<string, unknow
 export function createTenantsService(options: TenantsServiceOptions): TenantsService {
   const { db, logger, tenantMigrations, retentionDays, hooks = [], audit } = options;
 
+  /**
+   * `work` in one transaction whose after-commit steps (the lifecycle event's relay to the
+   * bus) cannot fail the call: the tenant change has committed, and an event the engine
+   * refused stays in the outbox, which the scheduler's sweep relays. A 503 for a tenant
+   * that was created would make the caller retry into PLX_TENANT_SLUG_TAKEN.
+   */
+  const committing = <T>(work: (tx: Transaction) => Promise<T>) =>
+    inTransaction(db, (tx) =>
+      work({
+        db: tx.db,
+        afterCommit: (step) =>
+          tx.afterCommit(() =>
+            step().catch((err: unknown) =>
+              logger.error(
+                { err },
+                'tenant lifecycle event not handed over at commit; the outbox sweep retries',
+              ),
+            ),
+          ),
+      }),
+    );
+
   // every signed URL and every super admin's X-Tenant-ID finds its tenant: planned once
   const byId = prepareQuery('tenants.by_id', (id: string) =>
     db.selectFrom('core.tenants').selectAll().where('id', '=', id),
@@ -108,18 +154,23 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
   };
 
   return {
-    async create({ slug, name, settings = {} }) {
+    async create({ slug, name, settings = {} }, actor = systemContext('tenants.create')) {
       assertValidSlug(slug);
       try {
-        return await db.transaction().execute(async (trx) => {
-          const row = await trx
+        return await committing(async (tx) => {
+          const row = await (tx.db as Kysely<TenantsTables>)
             .insertInto('core.tenants')
             .values({ slug, name, settings: JSON.stringify(settings) })
             .returningAll()
             .executeTakeFirstOrThrow();
           const tenant = toTenant(row);
-          await migrateSchema(trx, tenantSchemaName(slug), tenantMigrations);
-          for (const hook of hooks) await hook.provision?.(toTenantRef(tenant), trx);
+          await migrateSchema(tx.db, tenantSchemaName(slug), tenantMigrations);
+          for (const hook of hooks) await hook.provision?.(toTenantRef(tenant), tx.db);
+          await audit?.record(
+            { ...actor, tenant: toTenantRef(tenant) },
+            { action: 'tenant.created', targetType: 'tenant', targetId: tenant.id, data: { slug, name } },
+            tx,
+          );
           return tenant;
         });
       } catch (err) {
@@ -162,14 +213,15 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
           detail: `tenant ${id} is deleted; it can only be purged`,
         });
       }
-      const result = await db.transaction().execute(async (trx) => {
+      const result = await committing(async (tx) => {
+        const trx = tx.db as Kysely<TenantsTables>;
         const row = await trx
           .updateTable('core.tenants')
           .set({
             ...(patch.name !== undefined && { name: patch.name }),
             ...(patch.status !== undefined && { status: patch.status }),
             ...(patch.settings !== undefined && {
-              settings: JSON.stringify({ ...current.settings, ...patch.settings }),
+              settings: JSON.stringify(mergeSettings(current.settings, patch.settings)),
             }),
             updated_at: new Date(),
           })
@@ -206,7 +258,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
               targetId: id,
               data: { changes },
             },
-            trx,
+            tx,
           );
         }
         return updated;
@@ -215,7 +267,7 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
       return result;
     },
 
-    async remove(id) {
+    async remove(id, actor = systemContext('tenants.remove')) {
       const current = await load(id);
       if (current.status === 'deleted') {
         // the tenant is gone for its users (410 inside it); deleting it again is a state conflict
@@ -224,18 +276,36 @@ export function createTenantsService(options: TenantsServiceOptions): TenantsSer
         });
       }
       const now = new Date();
-      const row = await db
-        .updateTable('core.tenants')
-        .set({
-          status: 'deleted',
-          deleted_at: now,
-          purge_after: new Date(now.getTime() + retentionDays * 86_400_000),
-          updated_at: now,
-        })
-        .where('id', '=', id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      const deleted = toTenant(row);
+      const deleted = await committing(async (tx) => {
+        const row = await (tx.db as Kysely<TenantsTables>)
+          .updateTable('core.tenants')
+          .set({
+            status: 'deleted',
+            deleted_at: now,
+            purge_after: new Date(now.getTime() + retentionDays * 86_400_000),
+            updated_at: now,
+          })
+          .where('id', '=', id)
+          // two deletes at once: the second finds nothing to delete
+          .where('status', '!=', 'deleted')
+          .returningAll()
+          .executeTakeFirst();
+        if (!row)
+          throw new PlexicaError('PLX_TENANT_STATE_CONFLICT', { detail: `tenant ${id} is already deleted` });
+        const tenant = toTenant(row);
+        // the schema stays until the purge, so the deletion is the last entry of the tenant's own log
+        await audit?.record(
+          { ...actor, tenant: toTenantRef(tenant) },
+          {
+            action: 'tenant.deleted',
+            targetType: 'tenant',
+            targetId: id,
+            data: { slug: tenant.slug, name: tenant.name, purgeAfter: tenant.purgeAfter },
+          },
+          tx,
+        );
+        return tenant;
+      });
       for (const hook of hooks) await hook.changed?.(toTenantRef(deleted));
       return deleted;
     },

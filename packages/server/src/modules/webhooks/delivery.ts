@@ -108,7 +108,7 @@ export function createWebhookDelivery(options: DeliveryOptions) {
           targetId: endpointId,
           data: { consecutiveFailures: updated.consecutive_failures },
         },
-        tx.db,
+        tx,
       );
       await bus.publishIn(
         tx,

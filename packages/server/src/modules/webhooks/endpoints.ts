@@ -138,7 +138,7 @@ export function createWebhookEndpointsService(deps: {
             targetId: inserted.id,
             data: { url: input.url },
           },
-          tx.db,
+          tx,
         );
         return inserted;
       });
@@ -188,7 +188,7 @@ export function createWebhookEndpointsService(deps: {
         await audit.record(
           ctx,
           { action: 'webhook_endpoint.deleted', targetType: 'webhook_endpoint', targetId: current.id },
-          tx.db,
+          tx,
         );
       });
     },
@@ -220,7 +220,7 @@ export function createWebhookEndpointsService(deps: {
             targetId: current.id,
             data: { overlapSeconds },
           },
-          tx.db,
+          tx,
         );
         return result;
       });

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { systemContext, toTenantRef } from '../../context.js';
+import { systemContext, type TenantRef, toTenantRef } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
 import { createOutboundGuard, type HostResolver } from '../../infra/net/outbound-guard.js';
 import type { RateLimitStore } from '../../infra/rate-limit/store.js';
@@ -86,6 +86,8 @@ export function createWebhooksModule(deps: {
           name: 'webhook management calls',
           max: config.webhooksManageRateLimit,
           windowMs: RATE_LIMIT_WINDOW_MS,
+          // a super admin's override in the tenant's settings (PATCH /api/v1/tenants/{id})
+          maxOf: (tenant: TenantRef) => tenant.settings.rateLimitWebhooksManage,
         }),
       }),
     loops: [

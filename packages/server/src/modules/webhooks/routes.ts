@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import type { TenantRef } from '../../context.js';
 import { responses } from '../../http/schemas.js';
 import type { Server } from '../../http/types.js';
 import type { TenantLimit } from '../../infra/rate-limit/tenant-limit.js';
@@ -60,7 +61,11 @@ const AppParams = Type.Object({ appId: Type.String({ maxLength: 64 }) });
 /** Standard Webhooks endpoints (per tenant and per app), their deliveries, redelivery and recovery. */
 export async function webhookRoutes(
   server: Server,
-  deps: { endpoints: WebhookEndpointsService; deliveries: WebhookDeliveryLog; manageLimit: TenantLimit },
+  deps: {
+    endpoints: WebhookEndpointsService;
+    deliveries: WebhookDeliveryLog;
+    manageLimit: TenantLimit<TenantRef>;
+  },
 ): Promise<void> {
   const { endpoints, deliveries } = deps;
   // seed 002: webhook management calls count against the tenant's budget
