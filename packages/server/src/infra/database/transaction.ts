@@ -1,4 +1,4 @@
-import type { Executor } from './index.js';
+import type { Kysely } from 'kysely';
 
 /**
  * A database transaction that also carries what must happen once it has
@@ -7,9 +7,10 @@ import type { Executor } from './index.js';
  * transaction take one of these and register their after-commit step on it,
  * so the caller cannot forget to call it, and it never runs for a rollback.
  */
-export interface Transaction {
+// biome-ignore lint/suspicious/noExplicitAny: the untyped handle, as `Executor`
+export interface Transaction<DB = any> {
   /** The transaction handle: every statement of the unit of work goes through it. */
-  readonly db: Executor;
+  readonly db: Kysely<DB>;
   /**
    * Runs `step` after the commit, in registration order. A step that throws makes the
    * call reject once every step ran; what committed stays committed.
@@ -26,7 +27,11 @@ export interface Transaction {
  *   await jobs.enqueueIn(tx, ctx, { type: 'things.index', data: { id: thing.id } });
  * });
  */
-export async function inTransaction<T>(db: Executor, work: (tx: Transaction) => Promise<T>): Promise<T> {
+// biome-ignore lint/suspicious/noExplicitAny: the untyped handle, as `Executor`
+export async function inTransaction<T, DB = any>(
+  db: Kysely<DB>,
+  work: (tx: Transaction<DB>) => Promise<T>,
+): Promise<T> {
   const steps: (() => Promise<void>)[] = [];
   const result = await db.transaction().execute((trx) =>
     work({

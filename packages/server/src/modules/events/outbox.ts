@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import type { Logger } from 'pino';
 import type { Executor } from '../../infra/database/index.js';
 import type { Transaction } from '../../infra/database/transaction.js';
 import type { EventDriver } from './drivers/event-driver.js';
@@ -12,7 +13,7 @@ const STALE_MS = 5000;
  * events are rows of the caller's transaction, handed to the engine after it
  * commits, and rows a crash left behind are relayed by the scheduler.
  */
-export function createOutbox(db: Executor, driver: EventDriver) {
+export function createOutbox(db: Executor, driver: EventDriver, logger: Pick<Logger, 'warn'>) {
   /** Appends every stale row (a crash's leftovers) to the engine and deletes them, in one transaction. */
   const relayStale = () =>
     db.transaction().execute(async (trx) => {
@@ -46,9 +47,17 @@ export function createOutbox(db: Executor, driver: EventDriver) {
       tx.afterCommit(async () => {
         // the events are in hand: appended, then their rows dropped (one statement, no second
         // transaction); a crash or a failed append in between leaves the rows to the sweep,
-        // which appends them again (at least once; NATS drops the repeat by event id)
-        await driver.append(mine.events);
-        await sql`delete from core.event_outbox where id = any(${mine.ids})`.execute(db);
+        // which appends them again (at least once; NATS drops the repeat by event id). The
+        // caller's change has committed with its events: an engine that is down is not its error.
+        try {
+          await driver.append(mine.events);
+          await sql`delete from core.event_outbox where id = any(${mine.ids})`.execute(db);
+        } catch (err) {
+          logger.warn(
+            { err, events: mine.ids.length },
+            'events stay in the outbox until the engine takes them',
+          );
+        }
       });
     },
     relayStale,

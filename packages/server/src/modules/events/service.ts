@@ -131,7 +131,7 @@ export function createEventBus(options: EventBusOptions): EventBus {
   const { db, driver, logger } = options;
   const retryDelayMs = options.retryDelayMs ?? defaultRetryDelayMs;
   const deadLetters = createDeadLetterStore(db, driver);
-  const outbox = createOutbox(db, driver);
+  const outbox = createOutbox(db, driver, logger);
   const consumerGroups = createConsumerGroupStore(db);
   const subscriptions = new Set<Subscription>();
   const groupNames = new Map<string, number>();

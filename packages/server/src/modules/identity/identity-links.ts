@@ -1,5 +1,6 @@
 import type { Kysely, Selectable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
@@ -85,8 +86,8 @@ export function createIdentityLinksService(options: {
     ctx: RequestContext,
     input: { tenantId: string; userId: string; issuer: string; subject: string },
   ): Promise<IdentityLink> =>
-    db.transaction().execute(async (trx) => {
-      const existing = await trx
+    inTransaction(db, async (tx) => {
+      const existing = await tx.db
         .selectFrom('core.user_identities')
         .selectAll()
         .where('tenant_id', '=', input.tenantId)
@@ -100,13 +101,13 @@ export function createIdentityLinksService(options: {
       }
       const values = { origin: 'link' as const, linked_by: ctx.principal?.userId ?? null };
       const row = existing
-        ? await trx
+        ? await tx.db
             .updateTable('core.user_identities')
             .set(values)
             .where('id', '=', existing.id)
             .returningAll()
             .executeTakeFirstOrThrow()
-        : await trx
+        : await tx.db
             .insertInto('core.user_identities')
             .values({
               tenant_id: input.tenantId,
@@ -127,7 +128,7 @@ export function createIdentityLinksService(options: {
           targetId: input.userId,
           data: { issuer: input.issuer, subject: input.subject },
         },
-        trx,
+        tx,
       );
       return toLink(row);
     });
@@ -195,8 +196,8 @@ export function createIdentityLinksService(options: {
         await roles.assertHoldsAllOf(ctx, user.roles, `user ${user.id}`);
       }
       if (!row) throw new PlexicaError('PLX_OIDC_IDENTITY_NOT_FOUND');
-      await db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('core.user_identities').where('id', '=', row.id).execute();
+      await inTransaction(db, async (tx) => {
+        await tx.db.deleteFrom('core.user_identities').where('id', '=', row.id).execute();
         await audit.record(
           ctx,
           {
@@ -205,7 +206,7 @@ export function createIdentityLinksService(options: {
             targetId: row.user_id,
             data: { issuer: row.issuer, subject: row.subject },
           },
-          trx,
+          tx,
         );
       });
     },

@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import type { Logger } from 'pino';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { OutboundGuard } from '../../infra/net/outbound-guard.js';
 import type { PermissionRegistry } from '../../permissions.js';
@@ -146,19 +147,19 @@ export function createIdentityProvidersService(options: {
       if (input.jwksUri !== undefined) await assertFetchable('jwksUri', input.jwksUri);
       const resolvedJwksUri = input.jwksUri ?? (await discover(tenant.id, input.issuer));
       try {
-        await db.transaction().execute(async (trx) => {
-          const existing = await trx
+        await inTransaction(db, async (tx) => {
+          const existing = await tx.db
             .selectFrom('core.identity_providers')
             .select('client_secret_id')
             .where('tenant_id', '=', tenant.id)
             .executeTakeFirst();
           let secretId = existing?.client_secret_id ?? null;
           if (input.clientSecret !== undefined) {
-            if (secretId) await secrets.update(secretId, input.clientSecret, trx);
+            if (secretId) await secrets.update(secretId, input.clientSecret, tx.db);
             else
               secretId = await secrets.create(
                 { name: 'oidc-client-secret', tenantId: tenant.id, value: input.clientSecret },
-                trx,
+                tx.db,
               );
           }
           const values = {
@@ -174,7 +175,7 @@ export function createIdentityProvidersService(options: {
             default_roles: JSON.stringify(input.defaultRoles ?? ['member']),
             updated_at: new Date(),
           };
-          await trx
+          await tx.db
             .insertInto('core.identity_providers')
             .values({ tenant_id: tenant.id, ...values })
             .onConflict((oc) => oc.column('tenant_id').doUpdateSet(values))
@@ -186,7 +187,7 @@ export function createIdentityProvidersService(options: {
               targetType: 'identity_provider',
               data: { issuer: input.issuer, audience: input.audience, jwksUri: resolvedJwksUri },
             },
-            trx,
+            tx,
           );
         });
       } catch (err) {
@@ -200,19 +201,15 @@ export function createIdentityProvidersService(options: {
     async remove(ctx) {
       registry.authorize(ctx, 'core:identity-provider:manage');
       const tenant = requireTenant(ctx);
-      await db.transaction().execute(async (trx) => {
-        const row = await trx
+      await inTransaction(db, async (tx) => {
+        const row = await tx.db
           .deleteFrom('core.identity_providers')
           .where('tenant_id', '=', tenant.id)
           .returning('client_secret_id')
           .executeTakeFirst();
         if (!row) throw new PlexicaError('PLX_OIDC_NOT_CONFIGURED');
-        if (row.client_secret_id) await secrets.remove(row.client_secret_id, trx);
-        await audit.record(
-          ctx,
-          { action: 'identity_provider.removed', targetType: 'identity_provider' },
-          trx,
-        );
+        if (row.client_secret_id) await secrets.remove(row.client_secret_id, tx.db);
+        await audit.record(ctx, { action: 'identity_provider.removed', targetType: 'identity_provider' }, tx);
       });
     },
 

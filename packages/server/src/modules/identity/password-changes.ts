@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { type RequestContext, systemContext, toTenantRef } from '../../context.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { AuditService } from '../audit/index.js';
 import type { TenantsService } from '../tenants/index.js';
@@ -38,20 +39,20 @@ export function createPasswordChangesService(options: {
 
   /** Sets the hash and ends the sessions; a tenant user's change goes to the tenant's audit log. */
   const store = async (ctx: RequestContext, user: User, hash: string, exceptSessionId?: string) => {
-    await db.transaction().execute(async (trx) => {
+    await inTransaction(db, async (tx) => {
       const userId = user.id;
-      await trx
+      await tx.db
         .updateTable('core.users')
         .set({ password_hash: hash, updated_at: new Date() })
         .where('id', '=', userId)
         .execute();
-      await sessions.revokeAll(userId, trx, exceptSessionId);
+      await sessions.revokeAll(userId, tx.db, exceptSessionId);
       // a super admin has no tenant log (a super admin acting in a tenant changes their own password)
       if (!user.tenant_id || ctx.tenant?.id !== user.tenant_id) return;
       await audit.record(
         ctx,
         { action: 'user.password_changed', targetType: 'user', targetId: userId, data: {} },
-        trx,
+        tx,
       );
     });
     // the ended sessions' cached principals, on every instance, once the change committed

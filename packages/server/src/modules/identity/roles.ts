@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { sql } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { BUILT_IN_ROLES, type PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
@@ -165,9 +166,9 @@ export function createRolesService(options: {
       const tenant = requireTenant(ctx);
       assertCustom(key);
       if (patch.permissions) registry.assertGrantable(patch.permissions);
-      const updated = await db.transaction().execute(async (trx) => {
+      const updated = await inTransaction(db, async (tx) => {
         // locked, so a concurrent edit cannot widen the role between this check and the write
-        const current = await trx
+        const current = await tx.db
           .selectFrom('core.roles')
           .select('permissions')
           .where('tenant_id', '=', tenant.id)
@@ -178,7 +179,7 @@ export function createRolesService(options: {
         // the editor's own role included: core:role:manage never widens beyond what one holds,
         // and a stronger role is not theirs to rename or narrow either
         assertMayShape(ctx, key, [...granted(current.permissions), ...(patch.permissions ?? [])]);
-        const row = await trx
+        const row = await tx.db
           .updateTable('core.roles')
           .set({
             ...(patch.name !== undefined && { name: patch.name }),
@@ -192,7 +193,7 @@ export function createRolesService(options: {
           .where('key', '=', key)
           .returningAll()
           .executeTakeFirstOrThrow();
-        await audit.record(ctx, { action: 'role.updated', targetType: 'role', targetId: key }, trx);
+        await audit.record(ctx, { action: 'role.updated', targetType: 'role', targetId: key }, tx);
         return toRole(row);
       });
       await principals.invalidate({ kind: 'tenant', id: tenant.id });
@@ -203,8 +204,8 @@ export function createRolesService(options: {
       registry.authorize(ctx, 'core:role:manage');
       const tenant = requireTenant(ctx);
       assertCustom(key);
-      await db.transaction().execute(async (trx) => {
-        const deleted = await trx
+      await inTransaction(db, async (tx) => {
+        const deleted = await tx.db
           .deleteFrom('core.roles')
           .where('tenant_id', '=', tenant.id)
           .where('key', '=', key)
@@ -214,13 +215,13 @@ export function createRolesService(options: {
         // deleting takes the role from its holders: only for someone holding all it carries
         // (throwing here rolls the delete back)
         assertMayShape(ctx, key, granted(deleted.permissions));
-        await trx
+        await tx.db
           .updateTable('core.users')
           .set({ roles: sql`roles - ${key}` })
           .where('tenant_id', '=', tenant.id)
           .where(sql<boolean>`roles ? ${key}`)
           .execute();
-        await audit.record(ctx, { action: 'role.deleted', targetType: 'role', targetId: key }, trx);
+        await audit.record(ctx, { action: 'role.deleted', targetType: 'role', targetId: key }, tx);
       });
       await principals.invalidate({ kind: 'tenant', id: tenant.id });
     },

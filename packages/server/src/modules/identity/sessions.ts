@@ -9,6 +9,7 @@ import {
   toTenantRef,
 } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { type LoginFailures, loginAccountKey } from '../../infra/rate-limit/login-failures.js';
 import { rateLimitedError } from '../../infra/rate-limit/store.js';
@@ -160,8 +161,8 @@ export function createSessionsService(options: {
         throw new PlexicaError('PLX_AUTH_USER_DISABLED');
       }
       await loginFailures.succeeded(account);
-      return db.transaction().execute(async (trx) => {
-        const session = await trx
+      return inTransaction(db, async (tx) => {
+        const session = await tx.db
           .insertInto('core.sessions')
           .values({
             user_id: user.id,
@@ -173,7 +174,7 @@ export function createSessionsService(options: {
           })
           .returning(['id', 'user_id', 'tenant_id'])
           .executeTakeFirstOrThrow();
-        await trx
+        await tx.db
           .updateTable('core.users')
           .set({ last_login_at: new Date() })
           .where('id', '=', user.id)
@@ -192,10 +193,10 @@ export function createSessionsService(options: {
           await audit.record(
             { ...ctx, tenant, principal: actor, credential: 'password' },
             { action: 'auth.login', targetType: 'user', targetId: user.id, data: { sessionId: session.id } },
-            trx,
+            tx,
           );
         }
-        return issue(trx, session);
+        return issue(tx.db, session);
       });
     },
 

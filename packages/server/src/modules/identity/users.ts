@@ -2,6 +2,7 @@ import type { Kysely, Selectable } from 'kysely';
 import { type RequestContext, requireTenant } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
 import { prepareQuery } from '../../infra/database/index.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { PermissionRegistry } from '../../permissions.js';
 import type { AuditService } from '../audit/index.js';
@@ -102,8 +103,8 @@ export function createUsersService(options: {
       await roles.assertAssignable(ctx, userRoles);
       if (password !== undefined) assertPasswordPolicy(password);
       try {
-        return await db.transaction().execute(async (trx) => {
-          const row = await trx
+        return await inTransaction(db, async (tx) => {
+          const row = await tx.db
             .insertInto('core.users')
             .values({
               tenant_id: tenant.id,
@@ -115,7 +116,7 @@ export function createUsersService(options: {
             })
             .returningAll()
             .executeTakeFirstOrThrow();
-          await audit.record(ctx, { action: 'user.created', targetType: 'user', targetId: row.id }, trx);
+          await audit.record(ctx, { action: 'user.created', targetType: 'user', targetId: row.id }, tx);
           return toUser(row);
         });
       } catch (err) {
@@ -160,8 +161,8 @@ export function createUsersService(options: {
       if (patch.roles) await roles.assertAssignable(ctx, patch.roles);
       if (patch.password !== undefined) assertPasswordPolicy(patch.password);
       const passwordHash = patch.password === undefined ? undefined : await hashPassword(patch.password);
-      const updated = await db.transaction().execute(async (trx) => {
-        const row = await trx
+      const updated = await inTransaction(db, async (tx) => {
+        const row = await tx.db
           .updateTable('core.users')
           .set({
             ...(patch.displayName !== undefined && { display_name: patch.displayName }),
@@ -176,8 +177,8 @@ export function createUsersService(options: {
           .executeTakeFirstOrThrow();
         // a new password or a disabled account ends every session; disabling also ends the
         // user's API keys, for good (enabling the user again does not bring them back)
-        if (passwordHash !== undefined || patch.status === 'disabled') await sessions.revokeAll(id, trx);
-        const revokedApiKeys = patch.status === 'disabled' ? await apiKeys.revokeAllOf(id, trx) : 0;
+        if (passwordHash !== undefined || patch.status === 'disabled') await sessions.revokeAll(id, tx.db);
+        const revokedApiKeys = patch.status === 'disabled' ? await apiKeys.revokeAllOf(id, tx.db) : 0;
         await audit.record(
           ctx,
           {
@@ -186,7 +187,7 @@ export function createUsersService(options: {
             targetId: id,
             data: { fields: Object.keys(patch).sort(), ...(revokedApiKeys > 0 && { revokedApiKeys }) },
           },
-          trx,
+          tx,
         );
         return toUser(row);
       });
@@ -200,10 +201,14 @@ export function createUsersService(options: {
       const tenant = requireTenant(ctx);
       const target = await load(tenant.id, id);
       await roles.assertHoldsAllOf(ctx, target.roles, `user ${id}`);
-      await db.transaction().execute(async (trx) => {
+      await inTransaction(db, async (tx) => {
         // the keys stay, revoked and with created_by set to null by the foreign key, for the record
-        const revokedApiKeys = await apiKeys.revokeAllOf(id, trx);
-        await trx.deleteFrom('core.users').where('id', '=', id).where('tenant_id', '=', tenant.id).execute();
+        const revokedApiKeys = await apiKeys.revokeAllOf(id, tx.db);
+        await tx.db
+          .deleteFrom('core.users')
+          .where('id', '=', id)
+          .where('tenant_id', '=', tenant.id)
+          .execute();
         await audit.record(
           ctx,
           {
@@ -212,7 +217,7 @@ export function createUsersService(options: {
             targetId: id,
             ...(revokedApiKeys > 0 && { data: { revokedApiKeys } }),
           },
-          trx,
+          tx,
         );
       });
       await principals.invalidate({ kind: 'user', id });

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { Logger } from 'pino';
 import { type RequestContext, requireTenant } from '../../context.js';
 import type { Executor } from '../../infra/database/index.js';
+import { inTransaction } from '../../infra/database/transaction.js';
 import { isPlexicaError, PlexicaError } from '../../infra/errors.js';
 import type { TenantLifecycleHook } from '../../module.js';
 import type { AuditService } from '../audit/index.js';
@@ -170,8 +171,8 @@ export function createStorageService(options: {
     async delete(ctx, rawPath) {
       const tenant = requireTenant(ctx);
       const path = normalizePath(rawPath);
-      const removed = await db.transaction().execute(async (trx) => {
-        const t = tenantDb(trx, tenant);
+      const removed = await inTransaction(db, async (tx) => {
+        const t = tenantDb(tx.db, tenant);
         const row = await t.deleteFrom('files').where('path', '=', path).returningAll().executeTakeFirst();
         if (!row) throw notFound(path);
         await t
@@ -186,7 +187,7 @@ export function createStorageService(options: {
             targetId: path,
             data: { size: Number(row.size) },
           },
-          trx,
+          tx,
         );
         return row;
       });
@@ -250,8 +251,8 @@ export function createStorageService(options: {
       const tenant = requireTenant(ctx);
       const source = normalizePath(from, 'from');
       const target = normalizePath(to, 'to');
-      const { file, replaced } = await db.transaction().execute(async (trx) => {
-        const t = tenantDb(trx, tenant);
+      const { file, replaced } = await inTransaction(db, async (tx) => {
+        const t = tenantDb(tx.db, tenant);
         await t.selectFrom('storage_usage').select('id').forUpdate().execute();
         const row = await t.selectFrom('files').selectAll().where('path', '=', source).executeTakeFirst();
         if (!row) throw notFound(source);
@@ -284,7 +285,7 @@ export function createStorageService(options: {
             targetId: target,
             data: { from: source, replaced: existing !== undefined },
           },
-          trx,
+          tx,
         );
         return { file: toFile(moved), replaced: existing?.blob_key };
       });
