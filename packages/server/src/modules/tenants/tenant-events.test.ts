@@ -82,12 +82,6 @@ for (const engine of EVENT_ENGINES)
       );
     const arrived = (list: EventDelivery[], type: string, tenantId: string) =>
       until(() => eventOf(list, type, tenantId) !== undefined, `${type} of ${tenantId}`);
-    /**
-     * Lets every consumer finish its round and go to sleep before the next change: the
-     * drivers drop a wake-up that comes while a consumer is between its fetch and its sleep
-     * (it then waits for the poll, a minute here), which is theirs to fix, not this path's.
-     */
-    const settle = () => new Promise((resolve) => setTimeout(resolve, 300));
     /** On Redis the events wait in the outbox: relayed at the commit, none of these is left in it. */
     const outboxLeft = async () =>
       Number(
@@ -99,7 +93,6 @@ for (const engine of EVENT_ENGINES)
     const actor = () => ({ type: 'user', id: rootId });
 
     it('creating a tenant records tenant.created by the super admin and raises core.tenant.created on both topics', async () => {
-      await settle();
       const created = await t.request({
         method: 'POST',
         url: '/api/v1/tenants',
@@ -157,7 +150,6 @@ for (const engine of EVENT_ENGINES)
         ['suspended', 'tenant.suspended'],
         ['active', 'tenant.resumed'],
       ] as const) {
-        await settle();
         const res = await t.request({
           method: 'PATCH',
           url: `/api/v1/tenants/${aId}`,
@@ -184,7 +176,6 @@ for (const engine of EVENT_ENGINES)
     it('a rename raises core.tenant.updated; a PATCH that changes nothing raises nothing', async () => {
       const rename = () =>
         t.request({ method: 'PATCH', url: `/api/v1/tenants/${aId}`, token: root, body: { name: 'Acme 2' } });
-      await settle();
       expect((await rename()).status).toBe(200);
       await arrived(platform, 'core.tenant.updated', aId);
       expect(eventOf(platform, 'core.tenant.updated', aId)?.event.data).toMatchObject({
@@ -195,7 +186,6 @@ for (const engine of EVENT_ENGINES)
     });
 
     it('deleting records tenant.deleted in the log it keeps until the purge and raises core.tenant.deleted on global only', async () => {
-      await settle();
       const res = await t.request({ method: 'DELETE', url: `/api/v1/tenants/${aId}`, token: root });
       expect(res.status).toBe(200);
       expect(await outboxLeft()).toBe(0);
@@ -213,7 +203,6 @@ for (const engine of EVENT_ENGINES)
         actor: actor(),
       });
       // a later event of another tenant is through: the tenant topic had its chance
-      await settle();
       const marker = await t.request({
         method: 'PATCH',
         url: `/api/v1/tenants/${b.id}`,

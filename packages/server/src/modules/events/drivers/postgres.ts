@@ -170,10 +170,16 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
       );
       let running = true;
       let sleeping: (() => void) | undefined;
-      const onWake = () => sleeping?.();
+      // a wake-up during a round (between its fetch and its sleep) makes the next round start at once
+      let woken = false;
+      const onWake = () => {
+        woken = true;
+        sleeping?.();
+      };
       wake.on('wake', onWake);
       const loop = (async () => {
         while (running) {
+          woken = false;
           let held = false;
           try {
             held = await fetch(spec.group);
@@ -186,6 +192,7 @@ export async function createPostgresEventDriver(options: PostgresEventDriverOpti
             logger.warn({ err, group: spec.group }, 'event consumer round failed; retried');
           }
           if (!running) break;
+          if (woken) continue;
           await new Promise<void>((resolve) => {
             // events behind an older transaction still running: they are readable as soon as it ends
             const timer = setTimeout(resolve, held ? 5 : options.pollIntervalMs);

@@ -57,7 +57,10 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
   const subscriber = await connect();
   const wakeChannel = `${prefix}:wake`;
   const sleepers = new Set<() => void>();
+  // each consumer's mark: a wake-up during its round (between its fetch and its sleep) is not lost
+  const marks = new Set<() => void>();
   subscriber.on('message', () => {
+    for (const mark of marks) mark();
     for (const wake of sleepers) wake();
   });
   await subscriber.subscribe(wakeChannel);
@@ -131,6 +134,11 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
       const consumer = `${consumerName}-${randomBytes(3).toString('hex')}`;
       const keys = groupKeys(spec.group);
       let running = true;
+      let woken = false;
+      const mark = () => {
+        woken = true;
+      };
+      marks.add(mark);
       // entries this member took over from an ack (the next of a key)
       const local: DriverDelivery[] = [];
       // acks that arrive together are one pipeline; each hands its key's next entry to this member
@@ -151,6 +159,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
       );
       const loop = (async () => {
         while (running) {
+          woken = false;
           try {
             const batch = local.splice(0);
             const reclaimed = await redis.plxReclaim(
@@ -177,6 +186,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
             logger.warn({ err, group: spec.group }, 'event consumer round failed; retried');
           }
           if (!running) break;
+          if (woken) continue;
           await new Promise<void>((resolve) => {
             const wake = () => {
               clearTimeout(timer);
@@ -191,6 +201,7 @@ export async function createRedisEventDriver(options: RedisEventDriverOptions): 
       return {
         async stop() {
           running = false;
+          marks.delete(mark);
           for (const wake of sleepers) wake();
           await loop;
           // what it still holds goes to the group's other members after the ack timeout
