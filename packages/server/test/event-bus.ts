@@ -2,7 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { cp, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { type Database, openDatabase } from '../src/infra/database/index.js';
@@ -11,6 +10,7 @@ import { EVENT_DRIVERS } from '../src/modules/events/drivers/index.js';
 import { busMigrations } from '../src/modules/events/migrations.js';
 import { createEventBus, type EventBus } from '../src/modules/events/service.js';
 import { type EventEngine, NATS_URL, REDIS_URL } from './engines.js';
+import { removeEventEngineState } from './event-engine-app.js';
 import { PG_ADMIN_URL } from './harness.js';
 import { createScratchDatabase } from './scratch-database.js';
 
@@ -63,8 +63,7 @@ export async function createBusFixture(engine: EventEngine): Promise<BusFixture>
       for (const b of buses) await b.close();
       await database.close();
       await drop?.();
-      if (engine.driver === 'redis') await deleteRedisKeys(redisPrefix);
-      if (engine.driver === 'nats') await deleteNatsStream(redisPrefix);
+      await removeEventEngineState(engine, redisPrefix);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
@@ -116,29 +115,5 @@ export async function until(
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/** Removes a test run's keys (its own prefix only: the Redis is shared). */
-async function deleteRedisKeys(prefix: string): Promise<void> {
-  const redis = new Redis(REDIS_URL);
-  try {
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-  } finally {
-    await redis.quit();
-  }
-}
-
-/** Removes a test run's JetStream stream (its consumers go with it). */
-async function deleteNatsStream(stream: string): Promise<void> {
-  const { connect } = await import('@nats-io/transport-node');
-  const { jetstreamManager } = await import('@nats-io/jetstream');
-  const nc = await connect({ servers: NATS_URL });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await jsm.streams.delete(stream).catch(() => false);
-  } finally {
-    await nc.close();
   }
 }

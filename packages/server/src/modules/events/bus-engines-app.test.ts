@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EVENT_ENGINES, NATS_URL, REDIS_URL } from '../../../test/engines.js';
+import { EVENT_ENGINES } from '../../../test/engines.js';
 import { until } from '../../../test/event-bus.js';
+import { eventEngineSettings, removeEventEngineState } from '../../../test/event-engine-app.js';
 import { createTestApp, type TestApp } from '../../../test/harness.js';
 import type { EventDelivery, Subscription } from './service.js';
 
@@ -17,12 +18,8 @@ describe.skipIf(OUTSIDE.length === 0)('the app with its event bus outside the da
       const prefix = `plx-app-${randomBytes(4).toString('hex')}`;
       beforeAll(async () => {
         t = await createTestApp(engine.database, {
-          eventsDriver: engine.driver,
           eventsPollIntervalMs: 50,
-          redisUrl: REDIS_URL,
-          eventsRedisPrefix: prefix,
-          natsUrl: NATS_URL,
-          eventsNatsStream: prefix,
+          ...eventEngineSettings(engine, prefix),
         });
         sub = await t.app.services.events.subscribe({
           group: 'test.observer',
@@ -33,6 +30,7 @@ describe.skipIf(OUTSIDE.length === 0)('the app with its event bus outside the da
       afterAll(async () => {
         await sub?.close();
         await t?.close();
+        await removeEventEngineState(engine, prefix);
       });
 
       it('carries app events and core lifecycle events from the API to a subscriber, and reports the engine healthy', async () => {
