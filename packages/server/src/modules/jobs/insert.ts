@@ -1,6 +1,7 @@
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { RequestContext, TenantRef } from '../../context.js';
 import { type Executor, prepareQuery } from '../../infra/database/index.js';
+import type { Transaction } from '../../infra/database/transaction.js';
 import type { AuditService } from '../audit/index.js';
 import { checkInput, type Definition } from './definitions.js';
 import type { Dispatcher } from './dispatch.js';
@@ -45,12 +46,12 @@ export function oneJobInsert(db: Kysely<JobsTables>) {
 }
 
 /**
- * Inserts the jobs in `trx` in one statement (and their deliveries in one
+ * Inserts the jobs in `tx` in one statement (and their deliveries in one
  * per queue); an idempotency key seen before returns the first job.
  * @returns a row per input, in input order
  */
 export async function insertJobs(
-  trx: Kysely<JobsTables>,
+  tx: Transaction<JobsTables>,
   ctx: RequestContext,
   tenant: TenantRef,
   inputs: EnqueueInput[],
@@ -63,6 +64,7 @@ export async function insertJobs(
   },
 ): Promise<Selectable<JobsTable>[]> {
   const { definitions, dispatcher, audit, insertOne } = deps;
+  const trx = tx.db;
   const checked = inputs.map((input, index) => ({
     input,
     ...checkInput(definitions, input, inputs.length > 1 ? index : undefined),
@@ -126,7 +128,7 @@ export async function insertJobs(
         targetId: row.id,
         data: { type: row.type, runAt: row.run_at.toISOString() },
       })),
-      trx,
+      tx,
     );
   }
   // `returning` keeps the order of `values`

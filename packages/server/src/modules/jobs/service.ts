@@ -2,7 +2,7 @@ import { type Kysely, type Selectable, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { type RequestContext, requireTenant, type TenantRef } from '../../context.js';
 import { isUniqueViolation } from '../../infra/database/errors.js';
-import type { Transaction } from '../../infra/database/transaction.js';
+import { inTransaction, type Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import { UUID } from '../../infra/uuid.js';
 import type { AuditService } from '../audit/index.js';
@@ -100,8 +100,12 @@ export function createJobQueueService(options: {
   };
 
   const insertOne = oneJobInsert(db);
-  const insert = (trx: Kysely<JobsTables>, ctx: RequestContext, tenant: TenantRef, inputs: EnqueueInput[]) =>
-    insertJobs(trx, ctx, tenant, inputs, { definitions, dispatcher, audit, insertOne });
+  const insert = (
+    tx: Transaction<JobsTables>,
+    ctx: RequestContext,
+    tenant: TenantRef,
+    inputs: EnqueueInput[],
+  ) => insertJobs(tx, ctx, tenant, inputs, { definitions, dispatcher, audit, insertOne });
 
   /** Everything `insertJobs` checks, and before it what needs I/O: types declared elsewhere, `validate`. */
   const check = async (inputs: EnqueueInput[]) => {
@@ -127,11 +131,11 @@ export function createJobQueueService(options: {
     refuseWhileDown();
     let rows: Selectable<JobsTable>[];
     try {
-      rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));
+      rows = await inTransaction(db, (tx) => insert(tx, ctx, tenant, inputs));
     } catch (err) {
       // two requests with the same new key at once: the loser returns the winner's job
       if (isUniqueViolation(err) && inputs.some((i) => i.idempotencyKey)) {
-        rows = await db.transaction().execute((trx) => insert(trx, ctx, tenant, inputs));
+        rows = await inTransaction(db, (tx) => insert(tx, ctx, tenant, inputs));
       } else throw err;
     }
     await dispatcher.afterCommit(rows);
@@ -258,7 +262,7 @@ export function createJobQueueService(options: {
           detail: `the queue of ${input.type} is not ready yet; the job engine may be down`,
         });
       }
-      const [row] = await insert(tx.db, ctx, requireTenant(ctx), [input]);
+      const [row] = await insert(tx, ctx, requireTenant(ctx), [input]);
       // one after-commit step per transaction, for every job it enqueued (a cron tick enqueues hundreds)
       let pending = committing.get(tx);
       if (!pending) {

@@ -230,7 +230,7 @@ export function createStorageService(options: {
       const target = normalizePath(to, 'to');
       const early = mayRefuse(rule) && (await findRow(tenant, target)) && refusal(target, rule);
       if (early) throw early;
-      const during: During = (trx, { file, replaced }) =>
+      const during: During = (tx, { file, replaced }) =>
         audit.record(
           ctx,
           {
@@ -239,7 +239,7 @@ export function createStorageService(options: {
             targetId: file.path,
             data: { from: row.path, size: file.size, replaced },
           },
-          trx,
+          tx,
         );
       return writeAndCommit(tenant, target, row.content_type, rule, during, async (key) => {
         await store.copy(tenant.id, row.blob_key, key);

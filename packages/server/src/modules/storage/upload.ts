@@ -62,9 +62,9 @@ export function createUpload(deps: {
         .executeTakeFirst();
       if (used) throw usedUpload();
     }
-    const during: During = async (trx, { file, replaced }) => {
+    const during: During = async (tx, { file, replaced }) => {
       if (signedUpload) {
-        const t = tenantDb(trx, tenant);
+        const t = tenantDb(tx.db, tenant);
         // the URL's one use is taken in the commit: a failed upload leaves it usable, and of
         // two racing uploads through it exactly one commits
         const claimed = await t
@@ -89,7 +89,7 @@ export function createUpload(deps: {
             ...(signedUpload && { signedUrlId: signedUpload.id }),
           },
         },
-        trx,
+        tx,
       );
     };
     return writeAndCommit(tenant, path, type, rule, during, async (key) => {

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { TenantRef } from '../../context.js';
 import { type Executor, preparedPerSchema } from '../../infra/database/index.js';
 import { tenantScope } from '../../infra/database/tenant-scope.js';
+import { inTransaction, type Transaction } from '../../infra/database/transaction.js';
 import { PlexicaError } from '../../infra/errors.js';
 import type { BlobStore } from './drivers/index.js';
 import type { FileInfo, ReplaceRule, StorageLimits } from './service.js';
@@ -63,7 +64,7 @@ export function byteLimit(limit: number, tooMuch: () => PlexicaError): Transform
 }
 
 /** A change made in a commit's transaction, for the audit record written in the same one. */
-export type During = (trx: Executor, change: { file: FileInfo; replaced: boolean }) => Promise<void>;
+export type During = (tx: Transaction, change: { file: FileInfo; replaced: boolean }) => Promise<void>;
 
 export interface WritePath {
   tenantDb(executor: Executor, tenant: TenantRef): Kysely<StorageTenantTables>;
@@ -147,8 +148,8 @@ export function createWritePath(options: {
     during: During,
   ) => {
     const { quotaBytes } = limitsOf(tenant);
-    return db.transaction().execute(async (trx) => {
-      const t = tenantDb(trx, tenant);
+    return inTransaction(db, async (tx) => {
+      const t = tenantDb(tx.db, tenant);
       const usage = await t.selectFrom('storage_usage').selectAll().forUpdate().executeTakeFirstOrThrow();
       const existing = await t.selectFrom('files').selectAll().where('path', '=', path).executeTakeFirst();
       const refused = existing && refusal(path, rule);
@@ -178,7 +179,7 @@ export function createWritePath(options: {
         })
         .execute();
       const file = toFile(row);
-      await during(trx, { file, replaced: existing !== undefined });
+      await during(tx, { file, replaced: existing !== undefined });
       return { file, replaced: existing?.blob_key };
     });
   };
