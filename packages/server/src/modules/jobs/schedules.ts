@@ -101,8 +101,8 @@ export function createJobSchedulesService(options: {
       const tenant = requireTenant(ctx);
       await jobs.check({ type, data });
       const next = nextRun(cron, timezone ?? null, new Date());
-      const row = await db.transaction().execute(async (trx) => {
-        const created = await trx
+      const row = await inTransaction(db, async (tx) => {
+        const created = await tx.db
           .insertInto('core.job_schedules')
           .values({
             tenant_id: tenant.id,
@@ -122,7 +122,7 @@ export function createJobSchedulesService(options: {
             targetId: created.id,
             data: { type, cron, timezone: timezone ?? null },
           },
-          trx,
+          tx,
         );
         return created;
       });
