@@ -10,6 +10,7 @@ import { provisioning } from './provisioning.js';
 import { realtime, realtimeResume, realtimeUser } from './realtime.js';
 import { search } from './search.js';
 import { storage } from './storage.js';
+import { webhooks } from './webhooks.js';
 
 /** `npm run bench [-- name]`: runs every benchmark, or those whose name contains the argument. */
 const benchmarks: Record<string, () => Promise<void>> = {
@@ -26,6 +27,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   realtime,
   'realtime-resume': realtimeResume,
   'realtime-user': realtimeUser,
+  webhooks,
 };
 const filter = process.argv[2];
 for (const [name, run] of Object.entries(benchmarks)) {

@@ -11,6 +11,8 @@ import { patternsRegex } from '../events/envelope.js';
 import type { CloudEvent, EventBus } from '../events/index.js';
 import type { JobQueueService } from '../jobs/index.js';
 import type { SecretsService } from '../secrets/index.js';
+import { createDeliveryStore, type DeliveryToAttempt } from './delivery-store.js';
+import { createEndpointSlots } from './endpoint-slots.js';
 import { signatureHeader } from './signing.js';
 import type { WebhooksTables } from './tables.js';
 
@@ -29,6 +31,8 @@ export interface DeliveryOptions {
   retrySchedule: number[];
   timeoutMs: number;
   autoDisableAfter: number;
+  /** Attempts in flight to one endpoint in this process (of the worker's deliver slots). */
+  endpointConcurrency: number;
   /** Attempts per second to one endpoint, counted on the shared rate-limit store. */
   endpointRateLimit: number;
   rateLimits: RateLimitStore;
@@ -45,7 +49,9 @@ export function retryAfterSeconds(header: string | null): number | undefined {
 
 export function createWebhookDelivery(options: DeliveryOptions) {
   const db: Kysely<WebhooksTables> = options.db;
-  const { jobs, secrets, guard, bus, audit } = options;
+  const { jobs, guard, bus, audit } = options;
+  const store = createDeliveryStore(db, options.secrets);
+  const slots = createEndpointSlots({ limit: options.endpointConcurrency, timeoutMs: options.timeoutMs });
   const maxAttempts = options.retrySchedule.length + 1;
 
   /** The bus → one delivery per matching endpoint, each its own job (a slow endpoint delays no other). */
@@ -63,27 +69,40 @@ export function createWebhookDelivery(options: DeliveryOptions) {
         (e.app_id === null || event.source === `/apps/${e.app_id}`),
     );
     if (matching.length === 0) return;
-    await inTransaction(db, async (tx) => {
-      const created = await (tx.db as Kysely<WebhooksTables>)
-        .insertInto('core.webhook_deliveries')
-        .values(
-          matching.map((e) => ({
-            endpoint_id: e.id,
-            tenant_id: tenant.id,
-            event_id: event.id,
-            event_type: event.type,
-            payload: JSON.stringify(event),
-          })),
-        )
-        // the bus delivers at least once: a second copy of the event adds nothing
-        .onConflict((oc) =>
-          oc.columns(['endpoint_id', 'event_id']).where('redelivery_of', 'is', null).doNothing(),
-        )
-        .returning('id')
-        .execute();
-      for (const d of created)
-        await jobs.enqueueIn(tx, ctx, { type: DELIVER_JOB, data: { deliveryId: d.id } });
-    });
+    const rows = await db
+      .insertInto('core.webhook_deliveries')
+      .values(
+        matching.map((e) => ({
+          endpoint_id: e.id,
+          tenant_id: tenant.id,
+          event_id: event.id,
+          event_type: event.type,
+          payload: JSON.stringify(event),
+        })),
+      )
+      // the bus delivers at least once: a second copy of the event finds the first one's rows
+      .onConflict((oc) =>
+        oc
+          .columns(['endpoint_id', 'event_id'])
+          .where('redelivery_of', 'is', null)
+          .doUpdateSet({ event_id: (eb) => eb.ref('excluded.event_id') }),
+      )
+      .returning(['id', 'status'])
+      .execute();
+    const pending = rows.filter((r) => r.status === 'pending');
+    if (pending.length === 0) return;
+    // one statement for all of them, after the rows commit: a job per delivery enqueued in the
+    // rows' transaction cost two statements each, and 100 endpoints held a pooled connection
+    // for 200 of them. The key is what makes this safe: a crash before the jobs exist leaves
+    // the event unacknowledged, and its next copy enqueues what is missing and nothing twice.
+    await jobs.enqueueBulk(
+      ctx,
+      pending.map((r) => ({
+        type: DELIVER_JOB,
+        data: { deliveryId: r.id },
+        idempotencyKey: `${DELIVER_JOB}:${r.id}`,
+      })),
+    );
   };
 
   const fail = async (endpointId: string, tenantCtx: RequestContext) => {
@@ -120,59 +139,23 @@ export function createWebhookDelivery(options: DeliveryOptions) {
     });
   };
 
-  /** One attempt of one delivery: the job handler. */
-  const attempt = async (ctx: RequestContext, deliveryId: string) => {
-    const d = await db
-      .selectFrom('core.webhook_deliveries as d')
-      .innerJoin('core.webhook_endpoints as e', 'e.id', 'd.endpoint_id')
-      .select([
-        'd.id',
-        'd.status',
-        'd.attempts',
-        'd.payload',
-        'd.event_id',
-        'e.id as endpoint_id',
-        'e.url',
-        'e.status as endpoint_status',
-        'e.secret_id',
-        'e.previous_secret_id',
-        'e.previous_secret_until',
-      ])
-      .where('d.id', '=', deliveryId)
-      .executeTakeFirst();
-    if (d?.status !== 'pending') return;
-    const settle = (
-      status: 'succeeded' | 'failed' | 'pending',
-      extra: { attempts?: number; last_status?: number | null; next_attempt_at?: Date | null } = {},
-    ) =>
-      db
-        .updateTable('core.webhook_deliveries')
-        .set({ status, updated_at: new Date(), ...extra })
-        .where('id', '=', d.id)
-        .execute();
-    if (d.endpoint_status !== 'active') return void (await settle('failed', { next_attempt_at: null }));
-    // per-endpoint rate limit: over it, the attempt moves to the next window and is not counted
-    const window = await options.rateLimits.hit(
-      `tenant:${requireTenant(ctx).slug}:webhook:${d.endpoint_id}`,
-      1000,
+  /** Not an attempt: the same delivery again in `ms`, as a job of its own. */
+  const later = (ctx: RequestContext, deliveryId: string, ms: number) =>
+    inTransaction(db, (tx) =>
+      jobs.enqueueIn(tx, ctx, {
+        type: DELIVER_JOB,
+        data: { deliveryId },
+        runAt: new Date(Date.now() + ms).toISOString(),
+      }),
     );
-    if (window.count > options.endpointRateLimit) {
-      const runAt = new Date(Date.now() + window.resetInMs);
-      await inTransaction(db, (tx) =>
-        jobs.enqueueIn(tx, ctx, {
-          type: DELIVER_JOB,
-          data: { deliveryId: d.id },
-          runAt: runAt.toISOString(),
-        }),
-      );
-      return;
-    }
-    const number = d.attempts + 1;
+
+  /** The signed POST, and what came of it. */
+  const post = async (d: DeliveryToAttempt) => {
     const body = JSON.stringify(d.payload);
     const timestamp = Math.floor(Date.now() / 1000);
-    const signing = [await secrets.read(d.secret_id)];
+    const signing = [await store.secret(d.secret_id)];
     if (d.previous_secret_id && d.previous_secret_until && d.previous_secret_until > new Date())
-      signing.push(await secrets.read(d.previous_secret_id));
+      signing.push(await store.secret(d.previous_secret_id));
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       'user-agent': 'Plexica-Webhooks/1.0',
@@ -203,28 +186,53 @@ export function createWebhookDelivery(options: DeliveryOptions) {
           ? err.message
           : String(err);
     }
-    const latencyMs = Math.round(performance.now() - started);
-    await db
-      .insertInto('core.webhook_attempts')
-      .values({
-        delivery_id: d.id,
-        attempt: number,
-        request_headers: JSON.stringify(headers),
-        response_status: status,
-        response_body: responseBody,
-        latency_ms: latencyMs,
-        error,
-      })
-      .execute();
-    if (status !== null && status >= 200 && status < 300) {
-      await settle('succeeded', { attempts: number, last_status: status, next_attempt_at: null });
-      await db
-        .updateTable('core.webhook_endpoints')
-        .set({ consecutive_failures: 0 })
-        .where('id', '=', d.endpoint_id)
+    return { headers, status, responseBody, retryAfter, error, latencyMs: performance.now() - started };
+  };
+
+  /** One attempt of one delivery: the job handler. */
+  const attempt = async (ctx: RequestContext, deliveryId: string) => {
+    const d = await store.load(deliveryId);
+    if (d?.status !== 'pending') return;
+    const settle = (
+      status: 'succeeded' | 'failed' | 'pending',
+      extra: { attempts?: number; last_status?: number | null; next_attempt_at?: Date | null } = {},
+    ) =>
+      db
+        .updateTable('core.webhook_deliveries')
+        .set({ status, updated_at: new Date(), ...extra })
+        .where('id', '=', d.id)
         .execute();
-      return;
+    if (d.endpoint_status !== 'active') return void (await settle('failed', { next_attempt_at: null }));
+    // this worker's slots for the endpoint are taken: a slow endpoint waits on its own slots, not everyone's
+    const slot = slots.take(d.endpoint_id);
+    if ('retryInMs' in slot) return void (await later(ctx, d.id, slot.retryInMs));
+    let sent: Awaited<ReturnType<typeof post>> | undefined;
+    try {
+      // per-endpoint rate limit: over it, the attempt moves to the next window and is not counted
+      const window = await options.rateLimits.hit(
+        `tenant:${requireTenant(ctx).slug}:webhook:${d.endpoint_id}`,
+        1000,
+      );
+      if (window.count > options.endpointRateLimit) return void (await later(ctx, d.id, window.resetInMs));
+      sent = await post(d);
+    } finally {
+      slot.release(sent?.latencyMs);
     }
+    const { status, retryAfter } = sent;
+    const number = d.attempts + 1;
+    const succeeded = status !== null && status >= 200 && status < 300;
+    await store.record({
+      deliveryId: d.id,
+      endpointId: d.endpoint_id,
+      attempt: number,
+      requestHeaders: sent.headers,
+      responseStatus: status,
+      responseBody: sent.responseBody,
+      latencyMs: Math.round(sent.latencyMs),
+      error: sent.error,
+      succeeded,
+    });
+    if (succeeded) return;
     if (status === 410) {
       // Standard Webhooks: 410 Gone means the receiver wants no more
       await settle('failed', { attempts: number, last_status: status, next_attempt_at: null });

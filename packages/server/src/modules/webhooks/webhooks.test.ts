@@ -13,7 +13,10 @@ interface Received {
   at: number;
 }
 
-/** A local receiver: `/fail/{n}/…` fails n times, `/gone` answers 410, `/slow-down` 429 + Retry-After once. */
+/**
+ * A local receiver: `/fail/{n}/…` fails n times, `/gone` answers 410, `/slow-down` 429 + Retry-After once,
+ * `/nul` a body with a NUL byte (which PostgreSQL text cannot hold).
+ */
 async function receiver() {
   const received: Received[] = [];
   const counts = new Map<string, number>();
@@ -30,6 +33,7 @@ async function receiver() {
       if (path === '/gone') return res.writeHead(410).end();
       if (path === '/always-fails') return res.writeHead(503).end();
       if (path === '/slow-down' && n === 1) return res.writeHead(429, { 'retry-after': '2' }).end();
+      if (path === '/nul') return res.writeHead(200).end('before\u0000after');
       res.writeHead(200).end('ok');
     });
   });
@@ -314,6 +318,25 @@ for (const kind of DATABASES)
       expect(
         (await t.request({ method: 'GET', url: '/api/v1/webhooks', token: a.adminToken })).body.length,
       ).toBe(6);
+    });
+
+    it("a success clears the endpoint's failure count; a NUL in the answer is kept as U+FFFD", async () => {
+      const ep = await endpoint(a.adminToken, '/nul', ['crm.nul.*']);
+      await t.app.database.db
+        .updateTable('core.webhook_endpoints')
+        .set({ consecutive_failures: 5 })
+        .where('id', '=', ep.id)
+        .execute();
+      await publish('nul.sent');
+      const deliveries = () =>
+        t.request({ method: 'GET', url: `/api/v1/webhooks/${ep.id}/deliveries`, token: a.adminToken });
+      await until(async () => (await deliveries()).body[0]?.status === 'succeeded', 'the delivery');
+      expect((await deliveries()).body[0].attempts[0]).toMatchObject({
+        responseStatus: 200,
+        responseBody: 'before\uFFFDafter',
+      });
+      const after = await t.request({ method: 'GET', url: `/api/v1/webhooks/${ep.id}`, token: a.adminToken });
+      expect(after.body.consecutiveFailures).toBe(0);
     });
   });
 
