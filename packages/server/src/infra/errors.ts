@@ -201,6 +201,7 @@ export const ERROR_CODES = {
   PLX_REALTIME_CHANNEL_INVALID: { kind: 'invalid', title: 'Stream channel or type filter is invalid' },
   PLX_REALTIME_CHANNEL_FORBIDDEN: { kind: 'forbidden', title: 'Not allowed to join this channel' },
   PLX_REALTIME_TOO_MANY_SUBSCRIPTIONS: { kind: 'too_large', title: 'Too many subscriptions on one stream' },
+  PLX_REALTIME_TOO_MANY_STREAMS: { kind: 'rate_limited', title: 'Too many open streams' },
   PLX_REALTIME_RESUME_INVALID: { kind: 'invalid', title: 'Not an event id of this stream' },
   PLX_REALTIME_RESUME_FOREIGN: {
     kind: 'forbidden',

@@ -6,6 +6,8 @@ export interface RealtimeConfig {
   realtimeSendBufferBytes: number;
   realtimeMaxFrameBytes: number;
   realtimeMaxSubscriptions: number;
+  realtimeMaxStreamsPerPrincipal: number;
+  realtimeMaxStreamsPerTenant: number;
   realtimeTicketSeconds: number;
   realtimeResumeHours: number;
   realtimePollIntervalMs: number;
@@ -37,6 +39,19 @@ export const realtimeOptions: ConfigFragment<RealtimeConfig>['options'] = {
     kind: { type: 'int', min: 1, max: 10_000 },
     default: 100,
     description: 'Subscriptions (channel + type filters) one stream may hold',
+  },
+  realtimeMaxStreamsPerPrincipal: {
+    env: 'PLEXICA_REALTIME_MAX_STREAMS_PER_PRINCIPAL',
+    kind: { type: 'int', min: 1, max: 100_000 },
+    default: 20,
+    description:
+      'Open streams one user or API key may hold on one instance; one more is refused with 429 PLX_REALTIME_TOO_MANY_STREAMS',
+  },
+  realtimeMaxStreamsPerTenant: {
+    env: 'PLEXICA_REALTIME_MAX_STREAMS_PER_TENANT',
+    kind: { type: 'int', min: 1, max: 1_000_000 },
+    default: 5000,
+    description: "Open streams of one tenant's principals on one instance; one more is refused with 429",
   },
   realtimeTicketSeconds: {
     env: 'PLEXICA_REALTIME_TICKET_SECONDS',

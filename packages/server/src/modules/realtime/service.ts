@@ -44,6 +44,12 @@ export interface RealtimeService {
     ticket?: string;
   }): Promise<{ ctx: StreamContext; credential: string }>;
   mintTicket(credential: string): Promise<{ ticket: string; expiresAt: string }>;
+  /**
+   * Refuses a stream over this instance's bounds per principal and per tenant (429
+   * `PLX_REALTIME_TOO_MANY_STREAMS`): called before the upgrade or the event stream starts,
+   * with nothing awaited between it and `open`.
+   */
+  admit(auth: { ctx: StreamContext }): void;
   open(auth: { ctx: StreamContext; credential: string }, transport: StreamTransport): StreamSession;
   /** A WebSocket frame as text. */
   receive(session: StreamSession, text: string): Promise<void>;
@@ -150,6 +156,21 @@ export function createRealtimeService(deps: {
     detach(session);
   };
 
+  // open streams per principal (user or API key) on this instance
+  const perPrincipal = new Map<string, number>();
+  const principalKey = (ctx: StreamContext) => `${ctx.tenant.id}:${ctx.principal?.id ?? ''}`;
+  const admit: RealtimeService['admit'] = ({ ctx }) => {
+    const mine = perPrincipal.get(principalKey(ctx)) ?? 0;
+    if (mine >= config.realtimeMaxStreamsPerPrincipal)
+      throw new PlexicaError('PLX_REALTIME_TOO_MANY_STREAMS', {
+        detail: `at most ${config.realtimeMaxStreamsPerPrincipal} open streams per user or API key; close one first`,
+      });
+    if ((sessions.get(ctx.tenant.id)?.size ?? 0) >= config.realtimeMaxStreamsPerTenant)
+      throw new PlexicaError('PLX_REALTIME_TOO_MANY_STREAMS', {
+        detail: `this tenant has ${config.realtimeMaxStreamsPerTenant} open streams on this instance`,
+      });
+  };
+
   const open: RealtimeService['open'] = (auth, transport) => {
     const session = new StreamSession(nextId++, auth.ctx, auth.credential, transport, {
       log,
@@ -163,6 +184,9 @@ export function createRealtimeService(deps: {
       onSent: () => messages.inc(),
     });
     all.add(session);
+    const counted = principalKey(auth.ctx);
+    perPrincipal.set(counted, (perPrincipal.get(counted) ?? 0) + 1);
+    countedAs.set(session, counted);
     const key = auth.ctx.tenant.id;
     const set = sessions.get(key) ?? new Set<StreamSession>();
     sessions.set(key, set);
@@ -170,8 +194,16 @@ export function createRealtimeService(deps: {
     return session;
   };
 
+  // the key a session was counted under (its principal may be refreshed meanwhile)
+  const countedAs = new WeakMap<StreamSession, string>();
   const detach = (session: StreamSession) => {
-    all.delete(session);
+    if (!all.delete(session)) return;
+    const counted = countedAs.get(session);
+    if (counted !== undefined) {
+      const left = (perPrincipal.get(counted) ?? 1) - 1;
+      if (left > 0) perPrincipal.set(counted, left);
+      else perPrincipal.delete(counted);
+    }
     const set = sessions.get(session.ctx.tenant.id);
     set?.delete(session);
     if (set?.size === 0) sessions.delete(session.ctx.tenant.id);
@@ -365,6 +397,7 @@ export function createRealtimeService(deps: {
       return { ctx: toContext(await authenticator.authenticate(credential)), credential };
     },
     mintTicket: (credential) => deps.tickets.mint(credential, config.realtimeTicketSeconds),
+    admit,
     open,
     receive,
     subscribe,

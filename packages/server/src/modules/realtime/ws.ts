@@ -115,6 +115,7 @@ export function attachWebSocketStream(
       .authenticate({ ...(bearer && { bearer }), ...(ticket !== undefined && { ticket }) })
       .then((auth) => {
         if (socket.destroyed) return;
+        service.admit(auth);
         wss.handleUpgrade(req, socket, head, (ws) => {
           const session = service.open(auth, wsTransport(ws));
           ws.on('message', (data, isBinary) => {
