@@ -10,6 +10,17 @@ const readme = readFileSync(
   'utf8',
 );
 
+/** What `loadConfig` refuses in `env`, as its problem lines. */
+const problems = (env: Record<string, string>) => {
+  try {
+    loadConfig(env);
+    return [];
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+};
+
 describe('configuration', () => {
   it('documents every setting in the README table, as its option says, in module order', () => {
     // the table is the options rendered (readmeRow): a changed default or range fails here
@@ -17,16 +28,23 @@ describe('configuration', () => {
     expect(rows).toEqual(Object.values(OPTIONS).map(readmeRow));
   });
 
+  it('checks the NATS event bus settings: a URL, and a stream name that is one subject token', () => {
+    expect(problems({ PLEXICA_EVENTS_DRIVER: 'nats' })).toEqual([
+      'PLEXICA_NATS_URL: required when PLEXICA_EVENTS_DRIVER is nats',
+    ]);
+    expect(
+      problems({
+        PLEXICA_EVENTS_DRIVER: 'nats',
+        PLEXICA_NATS_URL: 'nats://127.0.0.1:4222',
+        PLEXICA_EVENTS_NATS_STREAM: 'events.v1',
+      }),
+    ).toEqual(['PLEXICA_EVENTS_NATS_STREAM: at most 64 letters, digits, _ or -']);
+    expect(problems({ PLEXICA_NATS_URL: 'http://127.0.0.1:4222' })[0]).toMatch(
+      /^PLEXICA_NATS_URL: must be a nats:/,
+    );
+  });
+
   it('checks the storage settings that only make sense together', () => {
-    const problems = (env: Record<string, string>) => {
-      try {
-        loadConfig(env);
-        return [];
-      } catch (err) {
-        expect(err).toBeInstanceOf(ConfigError);
-        return (err as ConfigError).problems;
-      }
-    };
     expect(problems({ PLEXICA_STORAGE_DRIVER: 'nfs' })[0]).toMatch(
       /^PLEXICA_STORAGE_DRIVER: must be one of filesystem, s3/,
     );

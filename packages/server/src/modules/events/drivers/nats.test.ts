@@ -3,20 +3,9 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { enabled, NATS_URL } from '../../../../test/engines.js';
-import { ConfigError, loadConfig } from '../../../config/index.js';
 import { PlexicaError } from '../../../infra/errors.js';
 import type { CloudEvent } from '../envelope.js';
 import { createNatsEventDriver, type NatsEventDriverOptions } from './nats.js';
-
-const problems = (env: Record<string, string>) => {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return (err as ConfigError).problems;
-  }
-};
 
 const envelope = (type: string): CloudEvent => ({
   specversion: '1.0',
@@ -27,24 +16,6 @@ const envelope = (type: string): CloudEvent => ({
   datacontenttype: 'application/json',
   data: {},
   traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
-});
-
-describe('NATS event driver settings', () => {
-  it('needs PLEXICA_NATS_URL and a stream name that is one subject token', () => {
-    expect(problems({ PLEXICA_EVENTS_DRIVER: 'nats' })).toEqual([
-      'PLEXICA_NATS_URL: required when PLEXICA_EVENTS_DRIVER is nats',
-    ]);
-    expect(
-      problems({
-        PLEXICA_EVENTS_DRIVER: 'nats',
-        PLEXICA_NATS_URL: 'nats://127.0.0.1:4222',
-        PLEXICA_EVENTS_NATS_STREAM: 'events.v1',
-      }),
-    ).toEqual(['PLEXICA_EVENTS_NATS_STREAM: at most 64 letters, digits, _ or -']);
-    expect(problems({ PLEXICA_NATS_URL: 'http://127.0.0.1:4222' })[0]).toMatch(
-      /^PLEXICA_NATS_URL: must be a nats:/,
-    );
-  });
 });
 
 describe.skipIf(!enabled('nats'))('NATS event driver', () => {
