@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { RequestContext } from '../../context.js';
 import { isPlexicaError, PlexicaError } from '../../infra/errors.js';
 import type { SignalChannel } from '../../infra/signals/index.js';
@@ -16,6 +16,8 @@ import {
   StreamSession,
   type StreamTransport,
 } from './session.js';
+import { createStreamCaps } from './stream-caps.js';
+import { streamMetrics } from './stream-metrics.js';
 import type { StreamTickets } from './tickets.js';
 
 /** Close codes of the stream (WebSocket; an SSE stream just ends after its error event). */
@@ -88,40 +90,7 @@ export function createRealtimeService(deps: {
   const all = new Set<StreamSession>();
   let nextId = 1;
 
-  const connections = new Gauge({
-    name: 'realtime_connections',
-    help: 'Open event streams on this instance',
-    labelNames: ['transport'] as const,
-    registers: [deps.metrics],
-    collect() {
-      this.reset();
-      const counts = { ws: 0, sse: 0 };
-      for (const s of all) counts[s.transport.kind] += 1;
-      this.set({ transport: 'ws' }, counts.ws);
-      this.set({ transport: 'sse' }, counts.sse);
-    },
-  });
-  void connections;
-  const messages = new Counter({
-    name: 'realtime_messages_sent_total',
-    help: 'Events sent on streams',
-    registers: [deps.metrics],
-  });
-  const drops = new Counter({
-    name: 'realtime_backpressure_drops_total',
-    help: 'Streams dropped because the client read slower than events came',
-    registers: [deps.metrics],
-  });
-  const fills = new Counter({
-    name: 'realtime_resume_fills_total',
-    help: 'Resumes filled from the stream log',
-    registers: [deps.metrics],
-  });
-  const filled = new Counter({
-    name: 'realtime_resume_events_total',
-    help: 'Events sent from the stream log by resumes',
-    registers: [deps.metrics],
-  });
+  const { messages, drops, fills, filled } = streamMetrics(deps.metrics, all);
 
   const tail = createLogTail({
     log,
@@ -156,20 +125,7 @@ export function createRealtimeService(deps: {
     detach(session);
   };
 
-  // open streams per principal (user or API key) on this instance
-  const perPrincipal = new Map<string, number>();
-  const principalKey = (ctx: StreamContext) => `${ctx.tenant.id}:${ctx.principal?.id ?? ''}`;
-  const admit: RealtimeService['admit'] = ({ ctx }) => {
-    const mine = perPrincipal.get(principalKey(ctx)) ?? 0;
-    if (mine >= config.realtimeMaxStreamsPerPrincipal)
-      throw new PlexicaError('PLX_REALTIME_TOO_MANY_STREAMS', {
-        detail: `at most ${config.realtimeMaxStreamsPerPrincipal} open streams per user or API key; close one first`,
-      });
-    if ((sessions.get(ctx.tenant.id)?.size ?? 0) >= config.realtimeMaxStreamsPerTenant)
-      throw new PlexicaError('PLX_REALTIME_TOO_MANY_STREAMS', {
-        detail: `this tenant has ${config.realtimeMaxStreamsPerTenant} open streams on this instance`,
-      });
-  };
+  const caps = createStreamCaps<StreamSession>(config, (tenantId) => sessions.get(tenantId)?.size ?? 0);
 
   const open: RealtimeService['open'] = (auth, transport) => {
     const session = new StreamSession(nextId++, auth.ctx, auth.credential, transport, {
@@ -184,9 +140,7 @@ export function createRealtimeService(deps: {
       onSent: () => messages.inc(),
     });
     all.add(session);
-    const counted = principalKey(auth.ctx);
-    perPrincipal.set(counted, (perPrincipal.get(counted) ?? 0) + 1);
-    countedAs.set(session, counted);
+    caps.opened(session, auth.ctx);
     const key = auth.ctx.tenant.id;
     const set = sessions.get(key) ?? new Set<StreamSession>();
     sessions.set(key, set);
@@ -194,16 +148,9 @@ export function createRealtimeService(deps: {
     return session;
   };
 
-  // the key a session was counted under (its principal may be refreshed meanwhile)
-  const countedAs = new WeakMap<StreamSession, string>();
   const detach = (session: StreamSession) => {
-    if (!all.delete(session)) return;
-    const counted = countedAs.get(session);
-    if (counted !== undefined) {
-      const left = (perPrincipal.get(counted) ?? 1) - 1;
-      if (left > 0) perPrincipal.set(counted, left);
-      else perPrincipal.delete(counted);
-    }
+    all.delete(session);
+    caps.closed(session);
     const set = sessions.get(session.ctx.tenant.id);
     set?.delete(session);
     if (set?.size === 0) sessions.delete(session.ctx.tenant.id);
@@ -397,7 +344,7 @@ export function createRealtimeService(deps: {
       return { ctx: toContext(await authenticator.authenticate(credential)), credential };
     },
     mintTicket: (credential) => deps.tickets.mint(credential, config.realtimeTicketSeconds),
-    admit,
+    admit: ({ ctx }) => caps.admit(ctx),
     open,
     receive,
     subscribe,
