@@ -24,6 +24,12 @@ export function percentile(sorted: number[], p: number): number {
 
 let template: string | undefined;
 
+/** Settings for benchmarks whose stream clients share one token (the bound per principal is 20). */
+export const ONE_PRINCIPAL_MANY_STREAMS = {
+  realtimeMaxStreamsPerPrincipal: 100_000,
+  realtimeMaxStreamsPerTenant: 1_000_000,
+};
+
 /** An app with its own database, like the tests' harness; rate limits are out of the way. */
 export async function startApp(engine: Engine, overrides: Partial<PlexicaConfig> = {}) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'plexica-bench-'));

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { sql } from 'kysely';
 import { WebSocketServer } from 'ws';
 import { systemContext, toTenantRef } from '../packages/server/src/context.js';
-import { ADMIN, percentile, record, stamp, startApp, table } from './lib.js';
+import { ADMIN, ONE_PRINCIPAL_MANY_STREAMS, percentile, record, stamp, startApp, table } from './lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const N = Number(process.env.PLEXICA_BENCH_STREAMS ?? 5000);
@@ -310,12 +310,6 @@ export async function realtimeUser(): Promise<void> {
     `## Realtime: per-user delivery while ${N} others are connected (${stamp()})\n\n${text}\n\n${ratio}\n`,
   );
 }
-
-/** The clients here share one token: the bound per principal (20 by default) would refuse them. */
-const ONE_PRINCIPAL_MANY_STREAMS = {
-  realtimeMaxStreamsPerPrincipal: 100_000,
-  realtimeMaxStreamsPerTenant: 1_000_000,
-};
 
 /** Starts the app and makes a tenant with an admin: its token and a publisher of tenant events. */
 async function benchTenant({ app }: Started) {
