@@ -65,6 +65,19 @@ describe.skipIf(!enabled('nats'))('NATS event driver', () => {
     expect(info.state.messages).toBe(41);
   });
 
+  it('keeps the retention of the stream in step with the settings (trim)', async () => {
+    const stream = `plx-nats-${randomBytes(4).toString('hex')}`;
+    streams.push(stream);
+    const driver = await createNatsEventDriver(options(stream, 2));
+    expect(await driver.trim({ maxAgeMs: 7_200_000, maxEvents: 5000 })).toBe(0);
+    await driver.close();
+    const nc = await connect({ servers: NATS_URL });
+    const info = await (await jetstreamManager(nc)).streams.info(stream);
+    await nc.close();
+    expect(info.config.max_age).toBe(7_200_000 * 1_000_000);
+    expect(info.config.max_msgs).toBe(5000);
+  });
+
   it('stores an event handed over twice (a relay after a crash) once, but a re-drive again', async () => {
     const stream = `plx-nats-${randomBytes(4).toString('hex')}`;
     streams.push(stream);
