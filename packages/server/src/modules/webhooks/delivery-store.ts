@@ -1,6 +1,7 @@
 import { type Kysely, sql } from 'kysely';
 import { createBatcher } from '../../infra/batcher.js';
 import type { SecretsService } from '../secrets/index.js';
+import type { WebhookAttempt } from './delivery-log.js';
 import type { WebhooksTables } from './tables.js';
 
 /** The most deliveries one load or record statement touches. */
@@ -24,15 +25,9 @@ export interface DeliveryToAttempt {
 }
 
 /** One attempt as the log keeps it; `succeeded` also settles the delivery and clears the endpoint's failures. */
-export interface AttemptRecord {
+export interface AttemptRecord extends Omit<WebhookAttempt, 'at'> {
   deliveryId: string;
   endpointId: string;
-  attempt: number;
-  requestHeaders: Record<string, string>;
-  responseStatus: number | null;
-  responseBody: string | null;
-  latencyMs: number;
-  error: string | null;
   succeeded: boolean;
 }
 
